@@ -1,0 +1,8 @@
+/** The public and read-only routes: health, whoami, and each client's openid-configuration and JWKS. */
+import { apiHandler } from '#lambdas/api-gateway.ts';
+import { loadConfig } from '#shared/config.ts';
+import { createStore } from '#shared/wiring.ts';
+
+const config = loadConfig();
+
+export const handler = apiHandler('discovery', { config, store: createStore(config) });

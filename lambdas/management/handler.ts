@@ -1,0 +1,9 @@
+/** The management API: service clients, access keys and audit events of a tenant (admin routes). */
+import { apiHandler } from '#lambdas/api-gateway.ts';
+import { loadConfig } from '#shared/config.ts';
+import { createManagement } from '#shared/wiring.ts';
+
+const config = loadConfig();
+const { store, audit, service } = createManagement(config);
+
+export const handler = apiHandler('management', { config, store, audit, service });

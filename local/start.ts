@@ -1,0 +1,147 @@
+/**
+ * `npm start`: the whole Keysmith stack on this machine, no AWS account needed.
+ * DynamoDB Local (in memory unless KEYSMITH_DATA_DIR is set), the local audit wrapping key, the tables, a
+ * bootstrapped platform admin, and the HTTP server on PORT serving every route through the Lambda handlers.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
+import { DEFAULT_ADMIN_TENANT } from '#shared/bootstrap.ts';
+import { ConfigError, loadConfig, localPort } from '#shared/config.ts';
+import { createTables, type DynamoDbLocal, LOCAL_AWS, localClient, startDynamoDbLocal } from './dynamodb-local.ts';
+
+const stateDir = resolve('.keysmith');
+const stateFile = resolve(stateDir, 'local.json');
+const pidFile = resolve(stateDir, 'local.pid');
+const wrappingKeyFile = resolve(stateDir, 'audit-wrapping-key');
+
+function portInUse(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+function runningPid(): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The local wrapping key, made once (32 random bytes, mode 0600, under .keysmith/ which git ignores). */
+function ensureWrappingKey(): string {
+  if (!existsSync(wrappingKeyFile)) {
+    writeFileSync(wrappingKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  }
+  chmodSync(wrappingKeyFile, 0o600);
+  return wrappingKeyFile;
+}
+
+async function main(): Promise<void> {
+  const port = localPort();
+  const pid = runningPid();
+  if (pid !== undefined || (await portInUse(port))) {
+    console.error(
+      pid !== undefined
+        ? `Keysmith is already running here (pid ${pid}) on http://localhost:${port}. Stop it with Ctrl-C in its terminal first.`
+        : `Port ${port} is already in use. Stop what is using it, or start Keysmith on another port: PORT=3001 npm start`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE ??= ensureWrappingKey();
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  process.env.POWERTOOLS_DEV ??= 'true';
+  // Lambda runs Node 22; the SDK's notice about Node 20 says nothing about Keysmith locally.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+  const dataDir = process.env.KEYSMITH_DATA_DIR ? resolve(process.env.KEYSMITH_DATA_DIR) : undefined;
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  console.log(`Starting DynamoDB Local (${dataDir ? `data in ${dataDir}` : 'in memory'})...`);
+  const dynamodb: DynamoDbLocal = await startDynamoDbLocal(dataDir ? { dataDir } : {});
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    rmSync(pidFile, { force: true });
+    await dynamodb.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  dynamodb.process.once('exit', () => {
+    if (!stopping) {
+      console.error('DynamoDB Local stopped unexpectedly; stopping Keysmith.');
+      void stop(1);
+    }
+  });
+
+  try {
+    // The handlers read the same variables in AWS; here they point at DynamoDB Local.
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint;
+    process.env.AWS_REGION ??= LOCAL_AWS.region;
+    process.env.AWS_ACCESS_KEY_ID ??= LOCAL_AWS.credentials.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY ??= LOCAL_AWS.credentials.secretAccessKey;
+    const config = loadConfig();
+    const client = localClient(dynamodb.endpoint);
+    await createTables(client, config.tables);
+    client.destroy();
+
+    const { createLocalServer } = await import('./server.ts');
+    const { bootstrapLocalAdmin } = await import('./local-admin.ts');
+    const admin = await bootstrapLocalAdmin(config, stateFile, process.env.KEYSMITH_ADMIN_TENANT || DEFAULT_ADMIN_TENANT);
+    const server = await createLocalServer({ onRequest: (line) => console.log(line) });
+    await new Promise<void>((listening, failed) => {
+      server.once('error', failed);
+      server.listen(port, listening);
+    });
+    writeFileSync(pidFile, String(process.pid));
+    const baseUrl = `http://localhost:${port}`;
+    writeFileSync(
+      stateFile,
+      `${JSON.stringify(
+        {
+          baseUrl,
+          issuerBase: config.issuerBase,
+          audiences: config.audiences,
+          dynamodbEndpoint: dynamodb.endpoint,
+          tables: config.tables,
+          adminAccessKey: admin.accessKey,
+        },
+        null,
+        2,
+      )}\n`,
+      { mode: 0o600 },
+    );
+    const audience = config.audiences[0];
+    console.log(`
+Keysmith is running on ${baseUrl}  (DynamoDB Local at ${dynamodb.endpoint})
+${admin.reused ? 'Reusing the platform admin' : 'Bootstrapped a platform admin'} in tenant "${admin.tenantId}" (${admin.clientId}).
+Its access key (a secret: shown once, also saved in .keysmith/local.json, mode 0600):
+
+  ${admin.accessKey}
+
+Try it:
+  ADMIN_TOKEN=$(npx keysmith token --access-key "$(node -p "require('./.keysmith/local.json').adminAccessKey")" --issuer-base ${config.issuerBase} --audience ${audience})
+  curl -s ${baseUrl}/v1/whoami -H "Authorization: Bearer $ADMIN_TOKEN"
+
+The README's quickstart goes on from there. Ctrl-C stops Keysmith and DynamoDB Local.
+`);
+  } catch (error) {
+    console.error(error instanceof ConfigError ? error.message : error);
+    await stop(1);
+  }
+}
+
+await main();

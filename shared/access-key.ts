@@ -1,0 +1,127 @@
+import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import { InvalidRequestError } from './errors.ts';
+import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import type { Algorithm, PublicJwk } from './model.ts';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** A freshly generated pair: the private key goes to the caller once, the public JWK to DynamoDB. */
+export interface GeneratedKeyPair {
+  /** Standard base64 of the PKCS#8 DER private key (contract §2). */
+  privateKeyPkcs8: string;
+  publicKey: PublicJwk;
+}
+
+/** Generates a key pair for an algorithm of contract §2 (RSA: 2048 bits). */
+export async function generateAccessKeyPair(algorithm: Algorithm): Promise<GeneratedKeyPair> {
+  const pair =
+    algorithm === 'EdDSA'
+      ? await generateKeyPairAsync('ed25519')
+      : algorithm === 'ES256'
+        ? await generateKeyPairAsync('ec', { namedCurve: 'P-256' })
+        : await generateKeyPairAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+  return {
+    privateKeyPkcs8: pair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+    publicKey: toPublicJwk(pair.publicKey),
+  };
+}
+
+/** The parts of an access key `{clientId}.{keyId}.{tenantId}.{privateKey}`. */
+export interface ParsedAccessKey {
+  clientId: string;
+  keyId: string;
+  tenantId: string;
+  privateKey: KeyObject;
+  algorithm: Algorithm;
+}
+
+/** Joins the parts of an access key (contract §2). */
+export function formatAccessKey(clientId: string, keyId: string, tenantId: string, privateKeyPkcs8: string): string {
+  return `${clientId}.${keyId}.${tenantId}.${privateKeyPkcs8}`;
+}
+
+/** Thrown for an access key that cannot be used; its message never contains the key. */
+export class AccessKeyFormatError extends Error {
+  override name = 'AccessKeyFormatError';
+}
+
+/**
+ * Parses an access key and loads its private key. Errors say which part is wrong and never echo the key.
+ */
+export function parseAccessKey(accessKey: string): ParsedAccessKey {
+  const parts = accessKey.trim().split('.');
+  if (parts.length !== 4)
+    throw new AccessKeyFormatError(
+      `An access key has four dot-separated parts (clientId.keyId.tenantId.privateKey); this one has ${parts.length}. Was it truncated?`,
+    );
+  const [clientId, keyId, tenantId, privateKeyBase64] = parts as [string, string, string, string];
+  if (!CLIENT_ID.test(clientId)) throw new AccessKeyFormatError('The access key does not start with a valid clientId (sc_...).');
+  if (!KEY_ID.test(keyId)) throw new AccessKeyFormatError("The access key's keyId part is malformed.");
+  if (!TENANT_ID.test(tenantId)) throw new AccessKeyFormatError("The access key's tenantId part is malformed.");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(privateKeyBase64))
+    throw new AccessKeyFormatError("The access key's private key part is not standard base64.");
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: Buffer.from(privateKeyBase64, 'base64'), format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new AccessKeyFormatError("The access key's private key part is not a PKCS#8 key. Was it truncated?");
+  }
+  return { clientId, keyId, tenantId, privateKey, algorithm: algorithmOfKey(privateKey) };
+}
+
+/** The JWS algorithm that follows from a key (contract §2), or an error for a key Keysmith does not accept. */
+export function algorithmOfKey(key: KeyObject): Algorithm {
+  const type = key.asymmetricKeyType;
+  if (type === 'ed25519') return 'EdDSA';
+  if (type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
+  if (type === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) return 'RS256';
+  throw new AccessKeyFormatError('Keys must be Ed25519, P-256 or RSA of at least 2048 bits.');
+}
+
+/** The public JWK of a key, with only the public members Keysmith stores. */
+export function toPublicJwk(key: KeyObject): PublicJwk {
+  const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519' && jwk.x) return { kty: 'OKP', crv: 'Ed25519', x: jwk.x };
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256' && jwk.x && jwk.y) return { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y };
+  if (jwk.kty === 'RSA' && jwk.n && jwk.e) return { kty: 'RSA', n: jwk.n, e: jwk.e };
+  throw new AccessKeyFormatError('Keys must be Ed25519, P-256 or RSA of at least 2048 bits.');
+}
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * Validates a caller's public JWK (bring your own key) and returns it normalized, with the algorithm it implies.
+ * A JWK holding private members is refused without echoing any of it.
+ */
+export function importPublicJwk(input: Record<string, unknown>): { publicKey: PublicJwk; algorithm: Algorithm } {
+  if (PRIVATE_JWK_MEMBERS.some((member) => member in input))
+    throw new InvalidRequestError(
+      'publicKey holds private key material. Send only the public JWK; the private key must never leave your machine.',
+      'private_key_material',
+    );
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: input as any, format: 'jwk' });
+  } catch {
+    throw new InvalidRequestError('publicKey is not a valid public JWK.', 'invalid_public_key');
+  }
+  let algorithm: Algorithm;
+  try {
+    algorithm = algorithmOfKey(key);
+  } catch {
+    throw new InvalidRequestError(
+      'publicKey must be an Ed25519 (OKP), P-256 (EC) or RSA (at least 2048 bits) key.',
+      'unsupported_key_type',
+    );
+  }
+  if (input.alg !== undefined && input.alg !== algorithm)
+    throw new InvalidRequestError(`publicKey.alg must be ${algorithm} for this key.`, 'algorithm_mismatch');
+  if (input.use !== undefined && input.use !== 'sig') throw new InvalidRequestError('publicKey.use must be "sig".');
+  return { publicKey: toPublicJwk(key), algorithm };
+}
+
+/** Loads a stored public JWK as a KeyObject (done once per key and cached by the authorizer). */
+export function publicKeyObject(jwk: PublicJwk): KeyObject {
+  return createPublicKey({ key: jwk, format: 'jwk' });
+}

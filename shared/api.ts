@@ -1,0 +1,294 @@
+/**
+ * The HTTP API of contract §5, free of Lambda and API Gateway: a plain request (route, parameters, headers,
+ * body, the authorizer's identity) in, a plain response out. Every failure becomes problem+json here.
+ */
+import { assertTenantAdmin } from './admins.ts';
+import type { AuditLog } from './audit.ts';
+import type { KeysmithConfig } from './config.ts';
+import {
+  InvalidRequestError,
+  KeysmithError,
+  MethodNotAllowedError,
+  PayloadTooLargeError,
+  type Problem,
+  ServiceUnavailableError,
+  toProblem,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
+} from './errors.ts';
+import { type AccessKey, ALGORITHMS, type CallerIdentity, isKeyActive, type ServiceClient } from './model.ts';
+import type { Route } from './routes.ts';
+import {
+  auditQuery,
+  createClientBody,
+  createKeyBody,
+  emptyQuery,
+  listQuery,
+  parseInput,
+  pathParameters,
+  updateClientBody,
+} from './schemas.ts';
+import type { KeysmithService } from './service.ts';
+import type { ClientStore } from './store.ts';
+import { issuerOf } from './token-policy.ts';
+
+/** Bodies larger than this are refused with 413. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+/** A request as the API sees it, whoever carried it (API Gateway or the local server). */
+export interface ApiRequest {
+  route: Route;
+  pathParameters: Record<string, string | undefined>;
+  query: Record<string, string | undefined>;
+  /** Header names in lower case. */
+  headers: Record<string, string | undefined>;
+  body: string | undefined;
+  /** The identity the authorizer allowed, on routes with auth. */
+  caller: CallerIdentity | undefined;
+  requestId?: string;
+  sourceIp?: string;
+}
+
+export interface ApiResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What a function's API needs; the management function has the service, the discovery function the store. */
+export interface ApiDependencies {
+  config: Pick<KeysmithConfig, 'issuerBase' | 'revocationSeconds'>;
+  service?: KeysmithService;
+  audit?: AuditLog;
+  store?: Pick<ClientStore, 'getClientWithKeys'>;
+  /** Called with failures that become a 5xx, for logging. */
+  onServerError?: (error: unknown, request: ApiRequest) => void;
+}
+
+interface Result {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Result => ({ status, body, headers });
+
+/** The problem+json response for an error, with headers such as Allow where they belong. */
+export function problemResponse(error: unknown): ApiResponse {
+  const problem: Problem = toProblem(error);
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
+  if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
+  return { statusCode: problem.status, headers, body: JSON.stringify(problem) };
+}
+
+/** AWS SDK errors that mean "the dependency is busy or down", not "Keysmith is broken". */
+function unavailable(error: unknown): KeysmithError | undefined {
+  const e = error as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+  const name = e?.name ?? '';
+  if (
+    e?.$retryable ||
+    /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|ServiceUnavailable|InternalServerError|TimeoutError|ECONNREFUSED|ECONNRESET/.test(
+      name,
+    ) ||
+    (e?.$metadata?.httpStatusCode ?? 0) >= 500
+  )
+    return new ServiceUnavailableError(
+      'store_unavailable',
+      'The data store is unavailable right now; nothing was changed. Retry later.',
+    );
+  return undefined;
+}
+
+function parseBody(request: ApiRequest, required: boolean): unknown {
+  const raw = request.body ?? '';
+  if (Buffer.byteLength(raw, 'utf8') > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+  if (raw.trim() === '') {
+    if (required) throw new InvalidRequestError('This route needs a JSON body.', 'missing_body');
+    return {};
+  }
+  const contentType = request.headers['content-type'] ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(contentType)) throw new UnsupportedMediaTypeError();
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    throw new InvalidRequestError('The body is not valid JSON.', 'malformed_json');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new InvalidRequestError('The body must be a JSON object.', 'invalid_request');
+  return body;
+}
+
+function param(request: ApiRequest, name: keyof typeof pathParameters): string {
+  return parseInput(pathParameters[name], request.pathParameters[name] ?? '', 'path').valueOf();
+}
+
+/** A client as the API shows it. */
+export function clientView(client: ServiceClient, issuerBase: string) {
+  const { version: _version, ...rest } = client;
+  return { ...rest, issuer: issuerOf(issuerBase, client.clientId) };
+}
+
+/** A key as the API shows it: never a private key, only the public JWK with its kid. */
+export function keyView(key: AccessKey, nowMs: number) {
+  const status = key.status === 'revoked' ? 'revoked' : isKeyActive(key, nowMs) ? 'active' : 'expired';
+  return {
+    keyId: key.keyId,
+    clientId: key.clientId,
+    algorithm: key.algorithm,
+    publicKey: { ...key.publicKey, kid: key.keyId, alg: key.algorithm, use: 'sig' },
+    origin: key.origin,
+    status,
+    createdAt: key.createdAt,
+    ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
+    ...(key.revokedAt ? { revokedAt: key.revokedAt } : {}),
+  };
+}
+
+/** The identity as the authorizer's context carries it (contract §4): all values strings. */
+export const identityContext = (identity: CallerIdentity) => ({
+  clientId: identity.clientId,
+  tenantId: identity.tenantId,
+  keyId: identity.keyId,
+  scopes: identity.scopes.join(' '),
+});
+
+function need<T>(dependency: T | undefined, name: string): T {
+  if (!dependency) throw new Error(`this function is not configured with ${name}`);
+  return dependency;
+}
+
+async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Result> {
+  const { route } = request;
+  const caller = request.caller;
+  if (route.auth !== 'none' && !caller) throw new UnauthorizedError();
+  const tenantId = request.pathParameters.tenantId !== undefined ? param(request, 'tenantId') : '';
+  if (route.auth === 'admin') assertTenantAdmin(caller as CallerIdentity, tenantId);
+  const actor = { type: 'client' as const, ...(caller as CallerIdentity) };
+  const meta = { requestId: request.requestId, sourceIp: request.sourceIp };
+  const issuerBase = deps.config.issuerBase;
+  const now = Date.now();
+  const withoutQuery = () => parseInput(emptyQuery, request.query, 'query');
+
+  switch (route.id) {
+    case 'health':
+      withoutQuery();
+      return json(200, { status: 'ok' });
+    case 'whoami':
+      withoutQuery();
+      return json(200, identityContext(caller as CallerIdentity));
+    case 'createClient': {
+      const body = parseInput(createClientBody, parseBody(request, true), 'body');
+      const client = await need(deps.service, 'service').createClient(actor, tenantId, body, meta);
+      return json(201, clientView(client, issuerBase), { location: `/v1/tenants/${tenantId}/clients/${client.clientId}` });
+    }
+    case 'listClients': {
+      const query = parseInput(listQuery, request.query, 'query');
+      const page = await need(deps.service, 'service').listClients(tenantId, query.limit, query.cursor);
+      return json(200, {
+        items: page.items.map((c) => clientView(c, issuerBase)),
+        ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+      });
+    }
+    case 'getClient':
+      withoutQuery();
+      return json(
+        200,
+        clientView(await need(deps.service, 'service').getClient(tenantId, param(request, 'clientId')), issuerBase),
+      );
+    case 'updateClient': {
+      const clientId = param(request, 'clientId');
+      const body = parseInput(updateClientBody, parseBody(request, true), 'body');
+      return json(
+        200,
+        clientView(await need(deps.service, 'service').updateClient(actor, tenantId, clientId, body, meta), issuerBase),
+      );
+    }
+    case 'deleteClient':
+      await need(deps.service, 'service').deleteClient(actor, tenantId, param(request, 'clientId'), meta);
+      return { status: 204 };
+    case 'createKey': {
+      const clientId = param(request, 'clientId');
+      const body = parseInput(createKeyBody, parseBody(request, false), 'body');
+      const created = await need(deps.service, 'service').createKey(actor, tenantId, clientId, body, meta);
+      return json(201, { ...keyView(created.key, now), ...(created.accessKey ? { accessKey: created.accessKey } : {}) });
+    }
+    case 'listKeys': {
+      const clientId = param(request, 'clientId');
+      const query = parseInput(listQuery, request.query, 'query');
+      const page = await need(deps.service, 'service').listKeys(tenantId, clientId, query.limit, query.cursor);
+      return json(200, {
+        items: page.items.map((k) => keyView(k, now)),
+        ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+      });
+    }
+    case 'revokeKey':
+      await need(deps.service, 'service').revokeKey(actor, tenantId, param(request, 'clientId'), param(request, 'keyId'), meta);
+      return { status: 204 };
+    case 'listAuditEvents': {
+      const query = parseInput(auditQuery, request.query, 'query');
+      if (query.from && query.to && Date.parse(query.from) > Date.parse(query.to))
+        throw new InvalidRequestError('from must not be after to.');
+      const page = await need(deps.audit, 'audit').list(tenantId, {
+        limit: query.limit,
+        ...(query.cursor ? { cursor: query.cursor } : {}),
+        ...(query.from ? { from: new Date(query.from).toISOString() } : {}),
+        ...(query.to ? { to: new Date(query.to).toISOString() } : {}),
+        ...(query.action ? { action: query.action } : {}),
+      });
+      return json(200, page);
+    }
+    case 'openidConfiguration': {
+      withoutQuery();
+      const clientId = param(request, 'clientId');
+      await discover(deps, clientId);
+      const issuer = issuerOf(issuerBase, clientId);
+      return json(
+        200,
+        {
+          issuer,
+          jwks_uri: `${issuer}/.well-known/openid-configuration/jwks`,
+          subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: [...ALGORITHMS],
+          token_endpoint_auth_signing_alg_values_supported: [...ALGORITHMS],
+          claims_supported: ['iss', 'sub', 'aud', 'iat', 'exp', 'nbf', 'scope'],
+        },
+        { 'cache-control': `public, max-age=${deps.config.revocationSeconds}` },
+      );
+    }
+    case 'jwks': {
+      withoutQuery();
+      const { client, keys } = await discover(deps, param(request, 'clientId'));
+      const active = client.enabled ? keys.filter((k) => isKeyActive(k, now)) : [];
+      return json(
+        200,
+        { keys: active.map((k) => keyView(k, now).publicKey) },
+        { 'cache-control': `public, max-age=${deps.config.revocationSeconds}` },
+      );
+    }
+  }
+}
+
+async function discover(deps: ApiDependencies, clientId: string) {
+  const found = await need(deps.store, 'store').getClientWithKeys(clientId);
+  if (!found) throw new KeysmithError(404, 'client_not_found', 'Not found', `No service client ${clientId}.`);
+  return found;
+}
+
+/** Serves one request. Never throws: every failure is a problem+json response. */
+export async function handleApiRequest(request: ApiRequest, deps: ApiDependencies): Promise<ApiResponse> {
+  try {
+    const result = await dispatch(request, deps);
+    const headers: Record<string, string> = { 'cache-control': 'no-store', ...result.headers };
+    if (result.body === undefined) return { statusCode: result.status, headers, body: '' };
+    return {
+      statusCode: result.status,
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(result.body),
+    };
+  } catch (error) {
+    const mapped = error instanceof KeysmithError ? error : (unavailable(error) ?? error);
+    if (!(mapped instanceof KeysmithError) || mapped.status >= 500) deps.onServerError?.(error, request);
+    return problemResponse(mapped);
+  }
+}

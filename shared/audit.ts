@@ -1,0 +1,424 @@
+/**
+ * The audit trail (contract §7): one record per change, written in the change's own transaction, its
+ * content encrypted with the AWS Encryption SDK (KMS keyring in AWS, raw AES keyring locally).
+ *
+ * Each tenant's records form a hash chain: record n carries, inside its authenticated ciphertext, its
+ * sequence number and the SHA-256 of record n-1's ciphertext; the chain head (last seq and digest) is
+ * written in the same transaction with a condition on the previous seq, so concurrent changes in one
+ * tenant serialize into one unbroken chain.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AlgorithmSuiteIdentifier,
+  buildClient,
+  CommitmentPolicy,
+  getLocalCryptographicMaterialsCache,
+  type KeyringNode,
+  KmsKeyringNode,
+  NodeCachingMaterialsManager,
+  RawAesKeyringNode,
+  RawAesWrappingSuiteIdentifier,
+} from '@aws-crypto/client-node';
+import type { KMS } from '@aws-sdk/client-kms';
+import { type DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { TransactWriteItem } from './dynamodb.ts';
+import { InvalidRequestError, ServiceUnavailableError } from './errors.ts';
+import { newEventId } from './ids.ts';
+import type { Actor } from './model.ts';
+import type { Page } from './store.ts';
+import { keys } from './tables.ts';
+
+/** What happened, as audit records name it. */
+export const AUDIT_ACTIONS = [
+  'client.created',
+  'client.updated',
+  'client.deleted',
+  'access_key.created',
+  'access_key.revoked',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** What a change tells the audit log about itself. Never put a private key or token here. */
+export interface AuditEventInput {
+  action: AuditAction;
+  actor: Actor;
+  target: { clientId: string; keyId?: string };
+  details: Record<string, unknown>;
+  requestId?: string;
+  sourceIp?: string;
+}
+
+/** A decrypted audit record. */
+export interface AuditEvent extends AuditEventInput {
+  eventId: string;
+  tenantId: string;
+  seq: number;
+  occurredAt: string;
+}
+
+/** A record as listed: decrypted, or marked when its content failed authentication. */
+export type ListedAuditEvent =
+  | AuditEvent
+  | { eventId: string; tenantId: string; seq: number; occurredAt: string; action: string; integrity: 'failed' };
+
+const PURPOSE = 'keysmith-audit';
+const GENESIS_DIGEST = 'genesis';
+const CONTENT_VERSION = 1;
+
+/** Encrypts and decrypts record content under a per-tenant encryption context. */
+export interface AuditCipher {
+  encrypt(tenantId: string, plaintext: Buffer): Promise<Uint8Array>;
+  /** Throws when the message is not authentic or was encrypted for another tenant. */
+  decrypt(tenantId: string, ciphertext: Uint8Array): Promise<Buffer>;
+}
+
+/** Options of {@link createAuditCipher}. */
+export interface AuditCipherOptions {
+  keyring: KeyringNode;
+  /** How long a data key is reused. @default 300000 (5 minutes) */
+  cacheMaxAgeMs?: number;
+  /** How many records one data key may encrypt. @default 1000 */
+  cacheMaxMessages?: number;
+  /** Use no data-key cache (every record asks the keyring; for benchmarks). @default false */
+  disableCache?: boolean;
+}
+
+/**
+ * An Encryption SDK cipher with a caching materials manager. The encryption context names only the tenant
+ * and the purpose, so the cache (keyed by context) reuses one data key per tenant; the record's own identity
+ * is bound inside the authenticated content instead. The suite is the committing one without signatures:
+ * readers and writers are the same trusted service, so an asymmetric signature would buy nothing that
+ * the KMS key policy does not, at about 5-10x the cost per record (see ../shared/FACTS.md).
+ */
+export function createAuditCipher({
+  keyring,
+  cacheMaxAgeMs = 300_000,
+  cacheMaxMessages = 1000,
+  disableCache = false,
+}: AuditCipherOptions): AuditCipher {
+  const { encrypt, decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+  const materials = disableCache
+    ? keyring
+    : new NodeCachingMaterialsManager({
+        backingMaterials: keyring,
+        cache: getLocalCryptographicMaterialsCache(1000),
+        maxAge: cacheMaxAgeMs,
+        maxMessagesEncrypted: cacheMaxMessages,
+      });
+  return {
+    async encrypt(tenantId, plaintext) {
+      const { result } = await encrypt(materials, plaintext, {
+        encryptionContext: { purpose: PURPOSE, tenant: tenantId },
+        suiteId: AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY,
+        plaintextLength: plaintext.length,
+      });
+      return result;
+    },
+    async decrypt(tenantId, ciphertext) {
+      const { plaintext, messageHeader } = await decrypt(materials, ciphertext);
+      const context = messageHeader.encryptionContext;
+      if (context.purpose !== PURPOSE || context.tenant !== tenantId)
+        throw new AuditIntegrityError('the record was encrypted for another tenant or purpose');
+      return plaintext;
+    },
+  };
+}
+
+/** A raw AES-256 keyring: the local stand-in for KMS. */
+export function localKeyring(wrappingKey: Uint8Array): KeyringNode {
+  if (wrappingKey.length !== 32) throw new Error('the local wrapping key must be 32 bytes');
+  return new RawAesKeyringNode({
+    keyNamespace: 'keysmith-local',
+    keyName: 'audit-wrapping-key',
+    unencryptedMasterKey: new Uint8Array(wrappingKey), // the SDK wants a buffer of its own
+    wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+  });
+}
+
+/** A KMS keyring on one key; `kms` is the aggregated `KMS` client of @aws-sdk/client-kms. */
+export function kmsKeyring(keyArn: string, kms: KMS): KeyringNode {
+  return new KmsKeyringNode({ generatorKeyId: keyArn, clientProvider: () => kms });
+}
+
+/** A record whose ciphertext does not authenticate, or whose content does not match where it is stored. */
+export class AuditIntegrityError extends Error {
+  override name = 'AuditIntegrityError';
+}
+
+const digestOf = (ciphertext: Uint8Array): string => createHash('sha256').update(ciphertext).digest('base64url');
+
+interface StoredContent extends AuditEvent {
+  v: number;
+  prevDigest: string;
+}
+
+interface ChainHead {
+  seq: number;
+  digest: string;
+  occurredAt: string;
+}
+
+const EVENT_SORT_KEY = /^EVENT#(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)#(\d{12})$/;
+
+/** What {@link AuditLog.verify} found. */
+export interface ChainReport {
+  ok: boolean;
+  tenantId: string;
+  /** Records walked. */
+  records: number;
+  firstSeq?: number;
+  lastSeq?: number;
+  /** The first problem, if any. */
+  problem?: {
+    kind: 'changed' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'head_missing';
+    seq: number;
+    detail: string;
+  };
+}
+
+/** Options of {@link AuditLog}. */
+export interface AuditLogOptions {
+  documentClient: DynamoDBDocumentClient;
+  tableName: string;
+  cipher: AuditCipher;
+  /** Days until a record expires through DynamoDB TTL. @default undefined (kept forever) */
+  retentionDays?: number;
+  /** The clock. @default Date.now */
+  now?: () => number;
+}
+
+/** Writes (as transaction items), lists and verifies a tenant's audit chain. */
+export class AuditLog {
+  readonly tableName: string;
+  private readonly db: DynamoDBDocumentClient;
+  private readonly cipher: AuditCipher;
+  private readonly retentionDays: number | undefined;
+  private readonly now: () => number;
+
+  constructor({ documentClient, tableName, cipher, retentionDays, now = Date.now }: AuditLogOptions) {
+    this.db = documentClient;
+    this.tableName = tableName;
+    this.cipher = cipher;
+    this.retentionDays = retentionDays;
+    this.now = now;
+  }
+
+  private async readHead(tenantId: string): Promise<ChainHead | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.auditHead(tenantId), ConsistentRead: true }),
+    );
+    return Item ? { seq: Item.seq as number, digest: Item.digest as string, occurredAt: Item.occurredAt as string } : undefined;
+  }
+
+  /**
+   * Builds the transaction items that append one record to the tenant's chain: the encrypted record and the
+   * conditional head update. If another change appends first, the head condition fails and the caller retries.
+   */
+  async prepare(tenantId: string, input: AuditEventInput): Promise<{ items: TransactWriteItem[]; event: AuditEvent }> {
+    const head = await this.readHead(tenantId);
+    const seq = (head?.seq ?? 0) + 1;
+    const nowIso = new Date(this.now()).toISOString();
+    // Time never runs backwards within a tenant, so the sort key's order is the chain's order.
+    const occurredAt = head && head.occurredAt > nowIso ? head.occurredAt : nowIso;
+    const event: AuditEvent = { eventId: newEventId(), tenantId, seq, occurredAt, ...input };
+    const content: StoredContent = { v: CONTENT_VERSION, ...event, prevDigest: head?.digest ?? GENESIS_DIGEST };
+    let ciphertext: Uint8Array;
+    try {
+      ciphertext = await this.cipher.encrypt(tenantId, Buffer.from(JSON.stringify(content)));
+    } catch {
+      // Without its audit record a change must not happen: refuse it, retryably.
+      throw new ServiceUnavailableError(
+        'audit_unavailable',
+        'The audit trail cannot be encrypted right now (KMS unavailable); nothing was changed. Retry later.',
+      );
+    }
+    const digest = digestOf(ciphertext);
+    const expiresAtEpoch = this.retentionDays ? Math.floor(this.now() / 1000) + this.retentionDays * 86_400 : undefined;
+
+    const record: TransactWriteItem = {
+      Put: {
+        TableName: this.tableName,
+        Item: {
+          pk: keys.auditPartition(tenantId),
+          sk: keys.auditEventSort(occurredAt, seq),
+          type: 'auditEvent',
+          tenantId,
+          eventId: event.eventId,
+          seq,
+          occurredAt,
+          action: input.action,
+          ciphertext,
+          expiresAtEpoch,
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    };
+    const headWrite: TransactWriteItem = {
+      Put: {
+        TableName: this.tableName,
+        Item: { ...keys.auditHead(tenantId), type: 'auditHead', seq, digest, occurredAt },
+        ...(head
+          ? { ConditionExpression: 'seq = :previous', ExpressionAttributeValues: { ':previous': head.seq } }
+          : { ConditionExpression: 'attribute_not_exists(pk)' }),
+      },
+    };
+    return { items: [record, headWrite], event };
+  }
+
+  /** Decrypts a stored record and checks that its authenticated content matches where it is stored. */
+  private async open(item: Record<string, unknown>): Promise<{ content: StoredContent; digest: string }> {
+    const tenantId = item.tenantId as string;
+    const match = EVENT_SORT_KEY.exec(item.sk as string);
+    const ciphertext = item.ciphertext as Uint8Array | undefined;
+    if (!match || !ciphertext) throw new AuditIntegrityError('the record is malformed');
+    const [, occurredAt, seq] = match;
+    let content: StoredContent;
+    try {
+      content = JSON.parse((await this.cipher.decrypt(tenantId, ciphertext)).toString('utf8')) as StoredContent;
+    } catch (error) {
+      throw new AuditIntegrityError(
+        error instanceof AuditIntegrityError ? error.message : 'the ciphertext does not authenticate',
+      );
+    }
+    if (
+      content.v !== CONTENT_VERSION ||
+      content.tenantId !== tenantId ||
+      item.pk !== keys.auditPartition(content.tenantId) ||
+      content.seq !== Number(seq) ||
+      content.occurredAt !== occurredAt ||
+      content.eventId !== item.eventId ||
+      content.action !== item.action
+    )
+      throw new AuditIntegrityError('the content does not match where the record is stored');
+    return { content, digest: digestOf(ciphertext) };
+  }
+
+  /** A tenant's records, newest first, optionally within [from, to] and of one action. */
+  async list(
+    tenantId: string,
+    query: { limit: number; cursor?: string; from?: string; to?: string; action?: AuditAction },
+  ): Promise<Page<ListedAuditEvent>> {
+    const partition = keys.auditPartition(tenantId);
+    const { Items = [], LastEvaluatedKey } = await this.db.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lower AND :upper',
+        ...(query.action ? { FilterExpression: '#action = :action', ExpressionAttributeNames: { '#action': 'action' } } : {}),
+        ExpressionAttributeValues: {
+          ':pk': partition,
+          ':lower': `EVENT#${query.from ?? ''}`,
+          ':upper': `EVENT#${query.to ?? '9999'}~`,
+          ...(query.action ? { ':action': query.action } : {}),
+        },
+        ...(query.cursor ? { ExclusiveStartKey: { pk: partition, sk: decodeAuditCursor(query.cursor) } } : {}),
+        ScanIndexForward: false,
+        Limit: query.limit + 1,
+      }),
+    );
+    const page = Items.slice(0, query.limit);
+    const items: ListedAuditEvent[] = [];
+    for (const item of page) {
+      try {
+        const { content } = await this.open(item);
+        const { v: _v, prevDigest: _prev, ...event } = content;
+        items.push(event);
+      } catch (error) {
+        if (!(error instanceof AuditIntegrityError)) throw error;
+        items.push({
+          eventId: String(item.eventId),
+          tenantId,
+          seq: Number(item.seq),
+          occurredAt: String(item.occurredAt),
+          action: String(item.action),
+          integrity: 'failed',
+        });
+      }
+    }
+    // With an action filter DynamoDB may stop early; its LastEvaluatedKey then marks how far it read.
+    const position =
+      Items.length > query.limit
+        ? (page.at(-1)?.sk as string)
+        : query.action && LastEvaluatedKey
+          ? (LastEvaluatedKey.sk as string)
+          : undefined;
+    return position ? { items, nextCursor: Buffer.from(JSON.stringify({ p: position })).toString('base64url') } : { items };
+  }
+
+  /**
+   * Walks a tenant's chain from its oldest record and reports the first record deleted, changed, reordered or
+   * inserted, and a truncated tail (the head names a later record than the last one found).
+   */
+  async verify(tenantId: string, onProgress?: (walked: number) => void): Promise<ChainReport> {
+    const report: ChainReport = { ok: true, tenantId, records: 0 };
+    const fail = (kind: NonNullable<ChainReport['problem']>['kind'], seq: number, detail: string): ChainReport => ({
+      ...report,
+      ok: false,
+      problem: { kind, seq, detail },
+    });
+    const head = await this.readHead(tenantId);
+    const seen = new Set<number>();
+    let previous: { seq: number; digest: string } | undefined;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :events)',
+          ExpressionAttributeValues: { ':pk': keys.auditPartition(tenantId), ':events': 'EVENT#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const storedSeq = Number(EVENT_SORT_KEY.exec(String(item.sk))?.[2] ?? item.seq);
+        let opened: { content: StoredContent; digest: string };
+        try {
+          opened = await this.open(item);
+        } catch (error) {
+          if (!(error instanceof AuditIntegrityError)) throw error;
+          return fail('changed', storedSeq, `record ${storedSeq}: ${error.message}`);
+        }
+        const { content, digest } = opened;
+        if (seen.has(content.seq)) return fail('inserted', content.seq, `record ${content.seq} appears twice`);
+        if (previous) {
+          const expected = previous.seq + 1;
+          if (content.seq < expected)
+            return fail('reordered', content.seq, `record ${content.seq} comes after record ${previous.seq}`);
+          if (content.seq > expected) return fail('deleted', expected, `records ${expected} to ${content.seq - 1} are missing`);
+          if (content.prevDigest !== previous.digest)
+            return fail('changed', previous.seq, `record ${content.seq} does not follow the stored record ${previous.seq}`);
+        } else {
+          report.firstSeq = content.seq;
+          // Without retention the chain must start at its genesis; with retention, old records expire.
+          if (!this.retentionDays && (content.seq !== 1 || content.prevDigest !== GENESIS_DIGEST))
+            return fail('deleted', 1, `the chain starts at record ${content.seq}; records before it are missing`);
+        }
+        seen.add(content.seq);
+        previous = { seq: content.seq, digest };
+        report.records += 1;
+        report.lastSeq = content.seq;
+      }
+      onProgress?.(report.records);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+
+    if (!head) return previous ? fail('head_missing', previous.seq, 'records exist but the chain head is missing') : report;
+    if (!previous) return fail('truncated', 1, `the head names record ${head.seq} but no records are stored`);
+    if (head.seq > previous.seq)
+      return fail('truncated', previous.seq + 1, `the head names record ${head.seq} but the last stored is ${previous.seq}`);
+    if (head.seq < previous.seq)
+      return fail('inserted', head.seq + 1, `records after the head (${head.seq}) were added outside Keysmith`);
+    if (head.digest !== previous.digest) return fail('changed', head.seq, `record ${head.seq} differs from the head's digest`);
+    return report;
+  }
+}
+
+function decodeAuditCursor(cursor: string): string {
+  try {
+    const position = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { p?: unknown }).p;
+    if (typeof position === 'string' && EVENT_SORT_KEY.test(position)) return position;
+  } catch {
+    // fall through
+  }
+  throw new InvalidRequestError('cursor is not a cursor this list returned.', 'invalid_cursor');
+}

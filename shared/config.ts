@@ -1,0 +1,118 @@
+/**
+ * Keysmith's configuration, read from the environment once, into one typed object.
+ * A missing or malformed variable fails at cold start with a message naming it, never deep inside a request.
+ */
+
+/** Everything a Keysmith function or the local server needs to know about its deployment. */
+export interface KeysmithConfig {
+  /** The deployment's public base URL, without a trailing slash; issuers are `{issuerBase}/v1/clients/{clientId}`. */
+  issuerBase: string;
+  /** Audiences a client token may name. */
+  audiences: string[];
+  /** Longest allowed `exp - iat` of a client token, in seconds. */
+  maxTokenLifetimeSeconds: number;
+  /** Upper bound, in seconds, on how long a revoked key or disabled client keeps authorizing on a warm authorizer. */
+  revocationSeconds: number;
+  /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. */
+  clockSkewSeconds: number;
+  /** DynamoDB table names by role. */
+  tables: TableNames;
+  /**
+   * How audit records are encrypted: under a KMS key in AWS, under a local AES wrapping key on a laptop.
+   * Only the functions that write or read audit records need it (see {@link requireAuditKey}).
+   */
+  auditKey: AuditKeyConfig | undefined;
+  /** Days after which audit records expire through DynamoDB TTL; undefined keeps them forever. */
+  auditRetentionDays: number | undefined;
+}
+
+/** The table of each role. */
+export interface TableNames {
+  /** Service clients and their access keys. */
+  main: string;
+  /** Audit records and each tenant's chain head. */
+  audit: string;
+}
+
+export type AuditKeyConfig = { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string };
+
+type Env = Record<string, string | undefined>;
+
+const DEFAULTS = {
+  port: 3000,
+  maxTokenLifetimeSeconds: 86_400,
+  revocationSeconds: 60,
+  clockSkewSeconds: 60,
+  tables: { main: 'keysmith-main', audit: 'keysmith-audit' },
+} as const;
+
+/** Thrown at start-up when the environment is incomplete or malformed. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function positiveInteger(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new ConfigError(`${name} must be a positive whole number of seconds, got "${raw}"`);
+  return Number(raw);
+}
+
+function baseUrl(name: string, raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`${name} must be an http(s) URL`);
+  if (url.search || url.hash) throw new ConfigError(`${name} must not have a query or fragment`);
+  return raw.replace(/\/+$/, '');
+}
+
+/** The local server's port: `PORT`, default 3000. */
+export function localPort(env: Env = process.env): number {
+  return positiveInteger(env, 'PORT', DEFAULTS.port);
+}
+
+/**
+ * Reads the configuration from the environment.
+ * In AWS every variable is set by the CDK stack; locally `npm start` sets them before loading any handler.
+ */
+export function loadConfig(env: Env = process.env): KeysmithConfig {
+  const issuerRaw = env.KEYSMITH_ISSUER_BASE || `http://localhost:${localPort(env)}`;
+  const issuerBase = baseUrl('KEYSMITH_ISSUER_BASE', issuerRaw);
+  const audiences = (env.KEYSMITH_AUDIENCES || issuerBase)
+    .split(',')
+    .map((audience) => audience.trim())
+    .filter((audience) => audience.length > 0);
+  if (audiences.length === 0) throw new ConfigError('KEYSMITH_AUDIENCES must name at least one audience');
+
+  const kmsKeyArn = env.KEYSMITH_AUDIT_KMS_KEY_ARN;
+  const wrappingKeyFile = env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE;
+  let auditKey: AuditKeyConfig | undefined;
+  if (kmsKeyArn) auditKey = { kind: 'kms', keyArn: kmsKeyArn };
+  else if (wrappingKeyFile) auditKey = { kind: 'local', wrappingKeyFile };
+
+  const retention = env.KEYSMITH_AUDIT_RETENTION_DAYS;
+  return {
+    issuerBase,
+    audiences,
+    maxTokenLifetimeSeconds: positiveInteger(env, 'KEYSMITH_MAX_TOKEN_LIFETIME', DEFAULTS.maxTokenLifetimeSeconds),
+    revocationSeconds: positiveInteger(env, 'KEYSMITH_REVOCATION_SECONDS', DEFAULTS.revocationSeconds),
+    clockSkewSeconds: DEFAULTS.clockSkewSeconds,
+    tables: {
+      main: env.KEYSMITH_MAIN_TABLE || DEFAULTS.tables.main,
+      audit: env.KEYSMITH_AUDIT_TABLE || DEFAULTS.tables.audit,
+    },
+    auditKey,
+    auditRetentionDays: retention ? positiveInteger(env, 'KEYSMITH_AUDIT_RETENTION_DAYS', 0) : undefined,
+  };
+}
+
+/** The audit key of a function that writes or reads audit records; fails at cold start when it is not configured. */
+export function requireAuditKey(config: KeysmithConfig): AuditKeyConfig {
+  if (!config.auditKey)
+    throw new ConfigError('KEYSMITH_AUDIT_KMS_KEY_ARN (in AWS) or KEYSMITH_LOCAL_WRAPPING_KEY_FILE (locally) is required');
+  return config.auditKey;
+}

@@ -1,0 +1,71 @@
+/** The product's nouns, as the domain code sees them (no DynamoDB or HTTP shapes here). */
+
+/** The JWS algorithms an access key may use (contract §2). */
+export const ALGORITHMS = ['EdDSA', 'ES256', 'RS256'] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+
+/** A public key as a JWK, with only public members. */
+export type PublicJwk =
+  | { kty: 'OKP'; crv: 'Ed25519'; x: string }
+  | { kty: 'EC'; crv: 'P-256'; x: string; y: string }
+  | { kty: 'RSA'; n: string; e: string };
+
+/** A tenant's machine identity. */
+export interface ServiceClient {
+  clientId: string;
+  tenantId: string;
+  name: string;
+  description?: string;
+  scopes: string[];
+  tags: Record<string, string>;
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+  /** Incremented on every change to the client or its keys; guards optimistic writes. */
+  version: number;
+}
+
+export type AccessKeyStatus = 'active' | 'revoked';
+
+/** The public half of an access key; the private half is never stored. */
+export interface AccessKey {
+  keyId: string;
+  clientId: string;
+  tenantId: string;
+  algorithm: Algorithm;
+  publicKey: PublicJwk;
+  /** `generated`: Keysmith made the pair and handed out the private key once; `registered`: the caller brought its own. */
+  origin: 'generated' | 'registered';
+  status: AccessKeyStatus;
+  createdAt: string;
+  expiresAt?: string;
+  revokedAt?: string;
+}
+
+/** A client with all its keys: what the authorizer and the JWKS route read in one request. */
+export interface ClientWithKeys {
+  client: ServiceClient;
+  keys: AccessKey[];
+}
+
+/** Whether a key can sign tokens now: not revoked and not expired. */
+export function isKeyActive(key: AccessKey, nowMs: number): boolean {
+  return key.status === 'active' && (key.expiresAt === undefined || Date.parse(key.expiresAt) > nowMs);
+}
+
+/** The identity the authorizer hands to the protected API (contract §4). */
+export interface CallerIdentity {
+  clientId: string;
+  tenantId: string;
+  keyId: string;
+  scopes: string[];
+}
+
+/** Who made a change, as an audit record names it. */
+export type Actor = ({ type: 'client' } & CallerIdentity) | { type: 'system'; name: string };
+
+/** The privileged scopes of contract §6. */
+export const ADMIN_SCOPE = 'keysmith:admin';
+export const PLATFORM_ADMIN_SCOPE = 'keysmith:platform-admin';
+export const RESERVED_SCOPE_PREFIX = 'keysmith:';
+export const KNOWN_PRIVILEGED_SCOPES: readonly string[] = [ADMIN_SCOPE, PLATFORM_ADMIN_SCOPE];

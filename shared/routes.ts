@@ -1,0 +1,93 @@
+/**
+ * The route table (contract §5), as data. The CDK stack builds API Gateway from it and the local server
+ * serves it, so the two cannot drift apart.
+ */
+
+/** The Lambda functions that serve routes (each is `lambdas/<name>/handler.ts`). */
+export type RouteFunction = 'management' | 'discovery';
+
+/** none: public; client: any valid client token; admin: a client token with an admin scope for the tenant. */
+export type RouteAuth = 'none' | 'client' | 'admin';
+
+export interface Route {
+  id: RouteId;
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** API Gateway resource path, with `{name}` parameters. */
+  path: string;
+  function: RouteFunction;
+  auth: RouteAuth;
+}
+
+export type RouteId =
+  | 'health'
+  | 'whoami'
+  | 'createClient'
+  | 'listClients'
+  | 'getClient'
+  | 'updateClient'
+  | 'deleteClient'
+  | 'createKey'
+  | 'listKeys'
+  | 'revokeKey'
+  | 'listAuditEvents'
+  | 'openidConfiguration'
+  | 'jwks';
+
+const CLIENTS = '/v1/tenants/{tenantId}/clients';
+const CLIENT = `${CLIENTS}/{clientId}`;
+const KEYS = `${CLIENT}/access-keys`;
+const DISCOVERY = '/v1/clients/{clientId}/.well-known/openid-configuration';
+
+export const ROUTES: readonly Route[] = [
+  { id: 'health', method: 'GET', path: '/v1/health', function: 'discovery', auth: 'none' },
+  { id: 'whoami', method: 'GET', path: '/v1/whoami', function: 'discovery', auth: 'client' },
+  { id: 'createClient', method: 'POST', path: CLIENTS, function: 'management', auth: 'admin' },
+  { id: 'listClients', method: 'GET', path: CLIENTS, function: 'management', auth: 'admin' },
+  { id: 'getClient', method: 'GET', path: CLIENT, function: 'management', auth: 'admin' },
+  { id: 'updateClient', method: 'PATCH', path: CLIENT, function: 'management', auth: 'admin' },
+  { id: 'deleteClient', method: 'DELETE', path: CLIENT, function: 'management', auth: 'admin' },
+  { id: 'createKey', method: 'POST', path: KEYS, function: 'management', auth: 'admin' },
+  { id: 'listKeys', method: 'GET', path: KEYS, function: 'management', auth: 'admin' },
+  { id: 'revokeKey', method: 'DELETE', path: `${KEYS}/{keyId}`, function: 'management', auth: 'admin' },
+  { id: 'listAuditEvents', method: 'GET', path: '/v1/tenants/{tenantId}/audit-events', function: 'management', auth: 'admin' },
+  { id: 'openidConfiguration', method: 'GET', path: DISCOVERY, function: 'discovery', auth: 'none' },
+  { id: 'jwks', method: 'GET', path: `${DISCOVERY}/jwks`, function: 'discovery', auth: 'none' },
+];
+
+/** The route API Gateway matched, by its resource path and method. */
+export function routeFor(method: string, resourcePath: string): Route | undefined {
+  return ROUTES.find((route) => route.method === method && route.path === resourcePath);
+}
+
+const compiled = ROUTES.map((route) => ({
+  route,
+  pattern: new RegExp(`^${route.path.replace(/[.]/g, '\\.').replace(/\{(\w+)\}/g, (_, name: string) => `(?<${name}>[^/]+)`)}$`),
+}));
+
+/** Matches a concrete path (as the local server receives it) against the table. */
+export function matchPath(
+  method: string,
+  path: string,
+): { route: Route; pathParameters: Record<string, string> } | { allow: string[] } | undefined {
+  const allow: string[] = [];
+  for (const { route, pattern } of compiled) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    if (route.method === method) {
+      const pathParameters: Record<string, string> = {};
+      for (const [name, value] of Object.entries(match.groups ?? {})) pathParameters[name] = safeDecode(value);
+      return { route, pathParameters };
+    }
+    allow.push(route.method);
+  }
+  return allow.length > 0 ? { allow } : undefined;
+}
+
+/** Percent-decodes a path segment; a malformed escape is kept as is (validation then refuses it). */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}

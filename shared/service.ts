@@ -1,0 +1,315 @@
+/**
+ * Keysmith's operations on service clients and access keys. Plain arguments in, domain objects out; every
+ * change is one DynamoDB transaction holding the change and its audit record, retried from a fresh read
+ * when a concurrent change wins the race.
+ */
+import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { formatAccessKey, generateAccessKeyPair, importPublicJwk } from './access-key.ts';
+import { assertCanGrant, assertCanManage } from './admins.ts';
+import type { AuditEventInput, AuditLog } from './audit.ts';
+import { cancellationReasons, type TransactWriteItem } from './dynamodb.ts';
+import { ConflictError, NotFoundError, ServiceUnavailableError } from './errors.ts';
+import { newClientId, newKeyId } from './ids.ts';
+import {
+  type AccessKey,
+  type Actor,
+  type Algorithm,
+  type ClientWithKeys,
+  isKeyActive,
+  type PublicJwk,
+  type ServiceClient,
+} from './model.ts';
+import type { CreateClientBody, CreateKeyBody, UpdateClientBody } from './schemas.ts';
+import type { ClientStore, Page } from './store.ts';
+
+/** At most this many active keys per client (contract §5). */
+export const MAX_ACTIVE_KEYS = 5;
+/** Items one TransactWriteItems may hold, less room for the audit record and chain head. */
+const MAX_CHANGE_ITEMS = 98;
+const MAX_ATTEMPTS = 20;
+
+/** Where a change came from, for its audit record. */
+export interface RequestMeta {
+  requestId?: string;
+  sourceIp?: string;
+}
+
+/** A created key; `accessKey` only when Keysmith generated the pair (shown once, never stored). */
+export interface CreatedKey {
+  key: AccessKey;
+  accessKey?: string;
+}
+
+/** Options of {@link KeysmithService}. */
+export interface KeysmithServiceOptions {
+  documentClient: DynamoDBDocumentClient;
+  store: ClientStore;
+  audit: AuditLog;
+  /** The clock. @default Date.now */
+  now?: () => number;
+}
+
+/** A change to commit, or (`audit` absent) nothing to change: the plan found the state already as asked. */
+type Plan<T> = { items: TransactWriteItem[]; audit: AuditEventInput; result: T } | { items?: never; audit?: never; result: T };
+
+const callerOf = (actor: Actor) => (actor.type === 'client' ? actor : undefined);
+
+export class KeysmithService {
+  private readonly db: DynamoDBDocumentClient;
+  private readonly store: ClientStore;
+  private readonly audit: AuditLog;
+  private readonly now: () => number;
+
+  constructor({ documentClient, store, audit, now = Date.now }: KeysmithServiceOptions) {
+    this.db = documentClient;
+    this.store = store;
+    this.audit = audit;
+    this.now = now;
+  }
+
+  /**
+   * Commits a change and its audit record in one transaction. `plan` reads fresh state each attempt and throws
+   * the domain's error when the change is no longer possible; a lost race (a condition or conflict) re-plans.
+   */
+  private async commit<T>(tenantId: string, plan: () => Promise<Plan<T>>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const { items, audit, result } = await plan();
+      if (!audit) return result;
+      const record = await this.audit.prepare(tenantId, audit);
+      try {
+        await this.db.send(new TransactWriteCommand({ TransactItems: [...items, ...record.items] }));
+        return result;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        const lostRace =
+          (error as { name?: string }).name === 'TransactionConflictException' ||
+          reasons?.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict');
+        if (!lostRace) throw error;
+        if (attempt >= MAX_ATTEMPTS)
+          throw new ServiceUnavailableError(
+            'too_many_concurrent_changes',
+            'Too many concurrent changes to this tenant; nothing was changed. Retry shortly.',
+          );
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * Math.min(attempt, 5)));
+      }
+    }
+  }
+
+  private nowIso(): string {
+    return new Date(this.now()).toISOString();
+  }
+
+  /** A client of the tenant, or 404 (another tenant's client looks the same as none). */
+  async getClient(tenantId: string, clientId: string): Promise<ServiceClient> {
+    const client = await this.store.getClient(clientId);
+    if (!client || client.tenantId !== tenantId) throw clientNotFound(clientId);
+    return client;
+  }
+
+  private async getClientWithKeys(tenantId: string, clientId: string): Promise<ClientWithKeys> {
+    const found = await this.store.getClientWithKeys(clientId);
+    if (!found || found.client.tenantId !== tenantId) throw clientNotFound(clientId);
+    return found;
+  }
+
+  listClients(tenantId: string, limit: number, cursor?: string): Promise<Page<ServiceClient>> {
+    return this.store.listClients(tenantId, limit, cursor);
+  }
+
+  async createClient(actor: Actor, tenantId: string, body: CreateClientBody, meta: RequestMeta = {}): Promise<ServiceClient> {
+    const scopes = body.scopes ?? [];
+    const caller = callerOf(actor);
+    if (caller) assertCanGrant(caller, scopes);
+    return this.commit(tenantId, async () => {
+      const now = this.nowIso();
+      const client: ServiceClient = {
+        clientId: newClientId(),
+        tenantId,
+        name: body.name,
+        ...(body.description !== undefined ? { description: body.description } : {}),
+        scopes,
+        tags: body.tags ?? {},
+        enabled: true,
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+      };
+      return {
+        items: [this.store.putClient(client)],
+        audit: {
+          action: 'client.created',
+          actor,
+          target: { clientId: client.clientId },
+          details: { name: client.name, description: client.description, scopes, tags: client.tags },
+          ...meta,
+        },
+        result: client,
+      };
+    });
+  }
+
+  async updateClient(
+    actor: Actor,
+    tenantId: string,
+    clientId: string,
+    body: UpdateClientBody,
+    meta: RequestMeta = {},
+  ): Promise<ServiceClient> {
+    return this.commit(tenantId, async () => {
+      const current = await this.getClient(tenantId, clientId);
+      const caller = callerOf(actor);
+      if (caller) {
+        assertCanManage(caller, current);
+        if (body.scopes) assertCanGrant(caller, body.scopes);
+      }
+      const next: ServiceClient = { ...current, updatedAt: this.nowIso(), version: current.version + 1 };
+      const changes: Record<string, { from: unknown; to: unknown }> = {};
+      for (const field of ['name', 'description', 'scopes', 'tags', 'enabled'] as const) {
+        if (body[field] === undefined) continue;
+        if (JSON.stringify(current[field]) !== JSON.stringify(body[field]))
+          changes[field] = { from: current[field], to: body[field] };
+        Object.assign(next, { [field]: body[field] });
+      }
+      return {
+        items: [this.store.replaceClient(next, current.version)],
+        audit: { action: 'client.updated', actor, target: { clientId }, details: { changes }, ...meta },
+        result: next,
+      };
+    });
+  }
+
+  async deleteClient(actor: Actor, tenantId: string, clientId: string, meta: RequestMeta = {}): Promise<void> {
+    let leftover: AccessKey[] = [];
+    await this.commit(tenantId, async () => {
+      const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
+      const caller = callerOf(actor);
+      if (caller) assertCanManage(caller, client);
+      // Active keys go in the transaction; revoked ones already authorize nothing and may follow it.
+      const ordered = [...keys].sort((a, b) => Number(b.status === 'active') - Number(a.status === 'active'));
+      const inTransaction = ordered.slice(0, MAX_CHANGE_ITEMS - 1);
+      leftover = ordered.slice(MAX_CHANGE_ITEMS - 1);
+      return {
+        items: [
+          this.store.deleteClient(clientId, client.version),
+          ...inTransaction.map((k) => this.store.deleteKey(clientId, k.keyId)),
+        ],
+        audit: {
+          action: 'client.deleted',
+          actor,
+          target: { clientId },
+          details: { name: client.name, revokedKeyIds: keys.filter((k) => isKeyActive(k, this.now())).map((k) => k.keyId) },
+          ...meta,
+        },
+        result: undefined,
+      };
+    });
+    for (const key of leftover) {
+      await this.db.send(new TransactWriteCommand({ TransactItems: [this.store.deleteKey(clientId, key.keyId)] }));
+    }
+  }
+
+  /** Generates a key pair (or registers the caller's public key) and adds it to the client. */
+  async createKey(
+    actor: Actor,
+    tenantId: string,
+    clientId: string,
+    body: CreateKeyBody,
+    meta: RequestMeta = {},
+  ): Promise<CreatedKey> {
+    // Checked before the (possibly slow, RSA) key generation; checked again inside the transaction's plan.
+    const before = await this.getClient(tenantId, clientId);
+    const caller = callerOf(actor);
+    if (caller) assertCanManage(caller, before);
+
+    let algorithm: Algorithm;
+    let publicKey: PublicJwk;
+    let privateKeyPkcs8: string | undefined;
+    if (body.publicKey) {
+      ({ algorithm, publicKey } = importPublicJwk(body.publicKey));
+      if (body.algorithm && body.algorithm !== algorithm)
+        throw new ConflictError(
+          'algorithm_mismatch',
+          `algorithm ${body.algorithm} does not match the public key (${algorithm}).`,
+        );
+    } else {
+      algorithm = body.algorithm ?? 'EdDSA';
+      ({ publicKey, privateKeyPkcs8 } = await generateAccessKeyPair(algorithm));
+    }
+
+    return this.commit(tenantId, async () => {
+      const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
+      if (caller) assertCanManage(caller, client);
+      const active = keys.filter((k) => isKeyActive(k, this.now())).length;
+      if (active >= MAX_ACTIVE_KEYS)
+        throw new ConflictError(
+          'key_limit_reached',
+          `Client ${clientId} already has ${MAX_ACTIVE_KEYS} active keys; revoke one before adding another.`,
+        );
+      const now = this.nowIso();
+      const key: AccessKey = {
+        keyId: newKeyId(),
+        clientId,
+        tenantId,
+        algorithm,
+        publicKey,
+        origin: privateKeyPkcs8 ? 'generated' : 'registered',
+        status: 'active',
+        createdAt: now,
+        ...(body.expiresAt ? { expiresAt: new Date(body.expiresAt).toISOString() } : {}),
+      };
+      return {
+        items: [this.store.touchClient(clientId, client.version, now), this.store.putKey(key)],
+        audit: {
+          action: 'access_key.created',
+          actor,
+          target: { clientId, keyId: key.keyId },
+          details: { algorithm, origin: key.origin, expiresAt: key.expiresAt, publicKey },
+          ...meta,
+        },
+        result: {
+          key,
+          ...(privateKeyPkcs8 ? { accessKey: formatAccessKey(clientId, key.keyId, tenantId, privateKeyPkcs8) } : {}),
+        },
+      };
+    });
+  }
+
+  async listKeys(tenantId: string, clientId: string, limit: number, cursor?: string): Promise<Page<AccessKey>> {
+    await this.getClient(tenantId, clientId);
+    return this.store.listKeys(clientId, limit, cursor);
+  }
+
+  /** Revokes a key; revoking a revoked key changes nothing and succeeds. */
+  async revokeKey(actor: Actor, tenantId: string, clientId: string, keyId: string, meta: RequestMeta = {}): Promise<void> {
+    await this.commit(tenantId, async () => {
+      const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
+      const caller = callerOf(actor);
+      if (caller) assertCanManage(caller, client);
+      const key = keys.find((k) => k.keyId === keyId);
+      if (!key) throw new NotFoundError('key_not_found', `Client ${clientId} has no key ${keyId}.`);
+      if (key.status === 'revoked') return { result: undefined };
+      const now = this.nowIso();
+      return {
+        items: [this.store.touchClient(clientId, client.version, now), this.store.revokeKey(clientId, keyId, now)],
+        audit: {
+          action: 'access_key.revoked',
+          actor,
+          target: { clientId, keyId },
+          details: { algorithm: key.algorithm },
+          ...meta,
+        },
+        result: undefined,
+      };
+    });
+  }
+
+  /** A client and its keys for the public discovery routes (no tenant check: clientIds are public). */
+  async discover(clientId: string): Promise<ClientWithKeys> {
+    const found = await this.store.getClientWithKeys(clientId);
+    if (!found) throw clientNotFound(clientId);
+    return found;
+  }
+}
+
+export const clientNotFound = (clientId: string) =>
+  new NotFoundError('client_not_found', `No service client ${clientId} in this tenant.`);

@@ -1,0 +1,34 @@
+/** Starts one DynamoDB Local for the whole test run, creates the tables, and writes a local wrapping key. */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { createTables, localClient, startDynamoDbLocal } from '../local/dynamodb-local.ts';
+
+export const TEST_TABLES = { main: 'keysmith-test-main', audit: 'keysmith-test-audit' };
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    dynamodbEndpoint: string;
+    tables: { main: string; audit: string };
+    wrappingKeyFile: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const dynamodb = await startDynamoDbLocal();
+  const client = localClient(dynamodb.endpoint);
+  await createTables(client, TEST_TABLES);
+  client.destroy();
+  const dir = mkdtempSync(join(tmpdir(), 'keysmith-test-'));
+  const wrappingKeyFile = join(dir, 'audit-wrapping-key');
+  writeFileSync(wrappingKeyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+  project.provide('dynamodbEndpoint', dynamodb.endpoint);
+  project.provide('tables', TEST_TABLES);
+  project.provide('wrappingKeyFile', wrappingKeyFile);
+  return async () => {
+    await dynamodb.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}

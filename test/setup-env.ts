@@ -1,0 +1,17 @@
+/** Points every test file at the run's DynamoDB Local, the way `npm start` points the handlers at it. */
+import { inject } from 'vitest';
+
+const tables = inject('tables');
+Object.assign(process.env, {
+  AWS_ENDPOINT_URL_DYNAMODB: inject('dynamodbEndpoint'),
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'local',
+  AWS_SECRET_ACCESS_KEY: 'local',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  KEYSMITH_MAIN_TABLE: tables.main,
+  KEYSMITH_AUDIT_TABLE: tables.audit,
+  KEYSMITH_LOCAL_WRAPPING_KEY_FILE: inject('wrappingKeyFile'),
+  KEYSMITH_ISSUER_BASE: 'http://keysmith.test',
+  KEYSMITH_AUDIENCES: 'http://keysmith.test,https://api.example.test',
+  POWERTOOLS_LOG_LEVEL: 'SILENT',
+});

@@ -1,0 +1,108 @@
+/**
+ * The local server in-process against the run's DynamoDB Local, with a fresh platform admin, and small
+ * helpers to call it. Every test uses its own random tenants, so files can run side by side.
+ */
+import type { AddressInfo } from 'node:net';
+import { createLocalServer } from '#local/server.ts';
+import { type MintOptions, mintToken } from '#sdk/token.ts';
+import { bootstrapPlatformAdmin } from '#shared/bootstrap.ts';
+import { loadConfig } from '#shared/config.ts';
+import { randomBase62 } from '#shared/ids.ts';
+import { createManagement } from '#shared/wiring.ts';
+
+export const ISSUER_BASE = 'http://keysmith.test';
+export const AUDIENCE = 'https://api.example.test';
+
+/** A random tenantId, unique to this test. */
+export const newTenant = (prefix = 't'): string => `${prefix}-${randomBase62(10).toLowerCase()}`;
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  /** Sent as is (not JSON-encoded). */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export interface CallResult<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface TestApp {
+  baseUrl: string;
+  config: ReturnType<typeof loadConfig>;
+  management: ReturnType<typeof createManagement>;
+  /** The platform admin's access key and a token for it. */
+  adminAccessKey: string;
+  adminToken: string;
+  call<T = any>(method: string, path: string, options?: CallOptions): Promise<CallResult<T>>;
+  token(accessKey: string, options?: Partial<MintOptions>): Promise<string>;
+  /** Creates a client in `tenantId` (as the platform admin) and returns it. */
+  createClient(tenantId: string, body?: Record<string, unknown>): Promise<any>;
+  /** Creates a key and returns the 201 body (with accessKey). */
+  createKey(tenantId: string, clientId: string, body?: Record<string, unknown>): Promise<any>;
+  /** A client with a key and a token: an admin of `tenantId` when scopes hold keysmith:admin. */
+  clientWithToken(
+    tenantId: string,
+    scopes?: string[],
+  ): Promise<{ clientId: string; accessKey: string; keyId: string; token: string }>;
+  close(): Promise<void>;
+}
+
+export async function startTestApp(): Promise<TestApp> {
+  const config = loadConfig();
+  const management = createManagement(config);
+  const server = await createLocalServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const admin = await bootstrapPlatformAdmin(management.service, { tenantId: newTenant('platform') });
+
+  const token = async (accessKey: string, options: Partial<MintOptions> = {}) =>
+    (await mintToken(accessKey, { issuerBase: ISSUER_BASE, audience: AUDIENCE, ...options })).token;
+  const adminToken = await token(admin.accessKey);
+
+  async function call<T>(method: string, path: string, options: CallOptions = {}): Promise<CallResult<T>> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    let body: string | undefined = options.rawBody;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+  }
+
+  const app: TestApp = {
+    baseUrl,
+    config,
+    management,
+    adminAccessKey: admin.accessKey,
+    adminToken,
+    call,
+    token,
+    async createClient(tenantId, body = {}) {
+      const result = await call('POST', `/v1/tenants/${tenantId}/clients`, {
+        token: adminToken,
+        body: { name: 'test client', ...body },
+      });
+      if (result.status !== 201) throw new Error(`createClient: ${result.status} ${JSON.stringify(result.body)}`);
+      return result.body;
+    },
+    async createKey(tenantId, clientId, body = {}) {
+      const result = await call('POST', `/v1/tenants/${tenantId}/clients/${clientId}/access-keys`, { token: adminToken, body });
+      if (result.status !== 201) throw new Error(`createKey: ${result.status} ${JSON.stringify(result.body)}`);
+      return result.body;
+    },
+    async clientWithToken(tenantId, scopes = []) {
+      const client = await app.createClient(tenantId, { scopes });
+      const key = await app.createKey(tenantId, client.clientId);
+      return { clientId: client.clientId, accessKey: key.accessKey, keyId: key.keyId, token: await token(key.accessKey) };
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+  return app;
+}
