@@ -1,0 +1,192 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIENCE, ISSUER_BASE, newTenant, startTestApp, type TestApp } from '../support/app.ts';
+
+process.env.KEYSMITH_REVOCATION_SECONDS = '1';
+const afterRevocationBound = () => new Promise((resolve) => setTimeout(resolve, 1100));
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(() => app.close());
+
+const keysPath = (tenant: string, clientId: string) => `/v1/tenants/${tenant}/clients/${clientId}/access-keys`;
+
+describe('access keys', () => {
+  it.each(['EdDSA', 'ES256', 'RS256'] as const)('creates a %s key whose token authorizes', async (algorithm) => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const created = await app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken, body: { algorithm } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ algorithm, status: 'active', origin: 'generated' });
+    expect(created.body.keyId).toMatch(/^[0-9A-Za-z]{8,16}$/);
+    expect(created.body.publicKey).toMatchObject({ kid: created.body.keyId, alg: algorithm, use: 'sig' });
+    expect(created.body.publicKey).not.toHaveProperty('d');
+    expect(created.headers.get('cache-control')).toBe('no-store');
+    const [clientId, keyId, tenantId, der] = created.body.accessKey.split('.');
+    expect([clientId, keyId, tenantId]).toEqual([client.clientId, created.body.keyId, tenant]);
+    expect(Buffer.from(der, 'base64').toString('base64')).toBe(der);
+
+    const whoami = await app.call('GET', '/v1/whoami', { token: await app.token(created.body.accessKey) });
+    expect(whoami.status).toBe(200);
+    expect(whoami.body.keyId).toBe(created.body.keyId);
+  });
+
+  it('defaults to EdDSA with an empty body or none at all', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const noBody = await app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken });
+    expect(noBody.status).toBe(201);
+    expect(noBody.body.algorithm).toBe('EdDSA');
+  });
+
+  it('lists keys without private material and never shows the access key again', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const a = await app.createKey(tenant, client.clientId);
+    const b = await app.createKey(tenant, client.clientId, { algorithm: 'ES256' });
+    const list = await app.call('GET', keysPath(tenant, client.clientId), { token: app.adminToken });
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((k: { keyId: string }) => k.keyId).sort()).toEqual([a.keyId, b.keyId].sort());
+    const text = JSON.stringify(list.body);
+    expect(text).not.toContain('accessKey');
+    expect(text).not.toContain(a.accessKey.split('.')[3]);
+
+    const page = await app.call('GET', `${keysPath(tenant, client.clientId)}?limit=1`, { token: app.adminToken });
+    expect(page.body.items).toHaveLength(1);
+    const next = await app.call('GET', `${keysPath(tenant, client.clientId)}?limit=1&cursor=${page.body.nextCursor}`, {
+      token: app.adminToken,
+    });
+    expect(next.body.items).toHaveLength(1);
+    expect(next.body.items[0].keyId).not.toBe(page.body.items[0].keyId);
+    expect(next.body).not.toHaveProperty('nextCursor');
+  });
+
+  it('revokes a key: 204, its status shows revoked, its tokens stop within the bound, and a repeat is a no-op', async () => {
+    const tenant = newTenant();
+    const { clientId, keyId, token } = await app.clientWithToken(tenant);
+    expect((await app.call('GET', '/v1/whoami', { token })).status).toBe(200);
+    const revoked = await app.call('DELETE', `${keysPath(tenant, clientId)}/${keyId}`, { token: app.adminToken });
+    expect(revoked.status).toBe(204);
+    const list = await app.call('GET', keysPath(tenant, clientId), { token: app.adminToken });
+    expect(list.body.items[0]).toMatchObject({ keyId, status: 'revoked' });
+    expect(list.body.items[0].revokedAt).toBeTruthy();
+    expect((await app.call('GET', `/v1/clients/${clientId}/.well-known/openid-configuration/jwks`)).body.keys).toEqual([]);
+    await afterRevocationBound();
+    expect((await app.call('GET', '/v1/whoami', { token })).status).toBe(401);
+    expect((await app.call('DELETE', `${keysPath(tenant, clientId)}/${keyId}`, { token: app.adminToken })).status).toBe(204);
+    const missing = await app.call('DELETE', `${keysPath(tenant, clientId)}/zzzzzzzz0000`, { token: app.adminToken });
+    expect(missing.status).toBe(404);
+    expect(missing.body.code).toBe('key_not_found');
+  });
+
+  it('allows at most 5 active keys; a revoked key frees a place', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const keys = [];
+    for (let i = 0; i < 5; i++) keys.push(await app.createKey(tenant, client.clientId));
+    const sixth = await app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken, body: {} });
+    expect(sixth.status).toBe(409);
+    expect(sixth.body.code).toBe('key_limit_reached');
+    await app.call('DELETE', `${keysPath(tenant, client.clientId)}/${keys[0].keyId}`, { token: app.adminToken });
+    expect((await app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken, body: {} })).status).toBe(201);
+  });
+
+  it('enforces the limit atomically: of 10 concurrent creates exactly 5 succeed, the rest get 409', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken, body: {} })),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([201, 201, 201, 201, 201, 409, 409, 409, 409, 409]);
+    for (const r of results.filter((r) => r.status === 409)) expect(r.body.code).toBe('key_limit_reached');
+    const list = await app.call('GET', keysPath(tenant, client.clientId), { token: app.adminToken });
+    expect(list.body.items.filter((k: { status: string }) => k.status === 'active')).toHaveLength(5);
+  });
+
+  it('an expired key does not count against the limit and does not authorize', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const soon = new Date(Date.now() + 1500).toISOString();
+    const short = await app.createKey(tenant, client.clientId, { expiresAt: soon });
+    expect(short.expiresAt).toBe(soon);
+    for (let i = 0; i < 4; i++) await app.createKey(tenant, client.clientId);
+    const token = await app.token(short.accessKey);
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect((await app.call('GET', '/v1/whoami', { token })).status).toBe(401);
+    const list = await app.call('GET', keysPath(tenant, client.clientId), { token: app.adminToken });
+    expect(list.body.items.find((k: { keyId: string }) => k.keyId === short.keyId).status).toBe('expired');
+    expect((await app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken, body: {} })).status).toBe(201);
+  });
+
+  it('registers the caller’s own public key: no accessKey in the response, and its tokens authorize', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant, { scopes: ['a', 'b'] });
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = publicKey.export({ format: 'jwk' });
+    const created = await app.call('POST', keysPath(tenant, client.clientId), {
+      token: app.adminToken,
+      body: { publicKey: jwk },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).not.toHaveProperty('accessKey');
+    expect(created.body).toMatchObject({ algorithm: 'ES256', origin: 'registered' });
+    const token = await new SignJWT({ scope: 'b' })
+      .setProtectedHeader({ alg: 'ES256', kid: created.body.keyId })
+      .setIssuer(`${ISSUER_BASE}/v1/clients/${client.clientId}`)
+      .setSubject(client.clientId)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const whoami = await app.call('GET', '/v1/whoami', { token });
+    expect(whoami.status).toBe(200);
+    expect(whoami.body.scopes).toBe('b');
+  });
+
+  it('refuses a registered key with private material, of an unsupported type, or not matching algorithm', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const path = keysPath(tenant, client.clientId);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const privateJwk = ec.privateKey.export({ format: 'jwk' });
+    const withPrivate = await app.call('POST', path, { token: app.adminToken, body: { publicKey: privateJwk } });
+    expect(withPrivate.status).toBe(400);
+    expect(withPrivate.body.code).toBe('private_key_material');
+    expect(JSON.stringify(withPrivate.body)).not.toContain(privateJwk.d as string);
+
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' });
+    expect((await app.call('POST', path, { token: app.adminToken, body: { publicKey: p384 } })).body.code).toBe(
+      'unsupported_key_type',
+    );
+    const rsa1024 = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    expect((await app.call('POST', path, { token: app.adminToken, body: { publicKey: rsa1024 } })).body.code).toBe(
+      'unsupported_key_type',
+    );
+    const garbage = await app.call('POST', path, {
+      token: app.adminToken,
+      body: { publicKey: { kty: 'OKP', crv: 'Ed25519', x: 'nope' } },
+    });
+    expect(garbage.status).toBe(400);
+    expect(garbage.body.code).toBe('invalid_public_key');
+    const mismatch = await app.call('POST', path, {
+      token: app.adminToken,
+      body: { publicKey: ec.publicKey.export({ format: 'jwk' }), algorithm: 'EdDSA' },
+    });
+    expect(mismatch.status).toBe(409);
+    expect(mismatch.body.code).toBe('algorithm_mismatch');
+  });
+
+  it('refuses an expiresAt in the past or without a time zone', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    for (const expiresAt of ['2020-01-01T00:00:00Z', '2099-01-01T00:00:00', 'tomorrow']) {
+      const result = await app.call('POST', keysPath(tenant, client.clientId), { token: app.adminToken, body: { expiresAt } });
+      expect(result.status, expiresAt).toBe(400);
+      expect(result.body.code).toBe('invalid_request');
+    }
+  });
+});
