@@ -265,12 +265,16 @@ export class AuditLog {
     return { items: [record, headWrite], event };
   }
 
-  /** Decrypts a stored record and checks that its authenticated content matches where it is stored. */
-  private async open(item: Record<string, unknown>): Promise<{ content: StoredContent; digest: string }> {
+  /**
+   * Decrypts a stored record. Throws when the ciphertext does not authenticate for this tenant; returns
+   * `misplaced` when it is authentic but stored where it does not belong (moved, copied or relabelled).
+   */
+  private async open(item: Record<string, unknown>): Promise<{ content: StoredContent; digest: string; misplaced: boolean }> {
     const tenantId = item.tenantId as string;
     const match = EVENT_SORT_KEY.exec(item.sk as string);
     const ciphertext = item.ciphertext as Uint8Array | undefined;
-    if (!match || !ciphertext) throw new AuditIntegrityError('the record is malformed');
+    if (!match || !ciphertext || item.pk !== keys.auditPartition(tenantId))
+      throw new AuditIntegrityError('the record is malformed');
     const [, occurredAt, seq] = match;
     let content: StoredContent;
     try {
@@ -280,17 +284,15 @@ export class AuditLog {
         error instanceof AuditIntegrityError ? error.message : 'the ciphertext does not authenticate',
       );
     }
-    if (
-      content.v !== CONTENT_VERSION ||
-      content.tenantId !== tenantId ||
-      item.pk !== keys.auditPartition(content.tenantId) ||
+    if (content.v !== CONTENT_VERSION || content.tenantId !== tenantId)
+      throw new AuditIntegrityError('the content belongs to another tenant');
+    const misplaced =
       content.seq !== Number(seq) ||
       content.occurredAt !== occurredAt ||
       content.eventId !== item.eventId ||
-      content.action !== item.action
-    )
-      throw new AuditIntegrityError('the content does not match where the record is stored');
-    return { content, digest: digestOf(ciphertext) };
+      content.action !== item.action ||
+      content.seq !== item.seq;
+    return { content, digest: digestOf(ciphertext), misplaced };
   }
 
   /** A tenant's records, newest first, optionally within [from, to] and of one action. */
@@ -299,27 +301,40 @@ export class AuditLog {
     query: { limit: number; cursor?: string; from?: string; to?: string; action?: AuditAction },
   ): Promise<Page<ListedAuditEvent>> {
     const partition = keys.auditPartition(tenantId);
-    const { Items = [], LastEvaluatedKey } = await this.db.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lower AND :upper',
-        ...(query.action ? { FilterExpression: '#action = :action', ExpressionAttributeNames: { '#action': 'action' } } : {}),
-        ExpressionAttributeValues: {
-          ':pk': partition,
-          ':lower': `EVENT#${query.from ?? ''}`,
-          ':upper': `EVENT#${query.to ?? '9999'}~`,
-          ...(query.action ? { ':action': query.action } : {}),
-        },
-        ...(query.cursor ? { ExclusiveStartKey: { pk: partition, sk: decodeAuditCursor(query.cursor) } } : {}),
-        ScanIndexForward: false,
-        Limit: query.limit + 1,
-      }),
-    );
-    const page = Items.slice(0, query.limit);
+    // With an action filter DynamoDB applies Limit before filtering, so read on (at most 10 requests) to fill the page.
+    const collected: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined = query.cursor
+      ? { pk: partition, sk: decodeAuditCursor(query.cursor) }
+      : undefined;
+    let readUpTo: string | undefined;
+    for (let request = 0; collected.length <= query.limit && request < 10; request++) {
+      const { Items = [], LastEvaluatedKey } = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lower AND :upper',
+          ...(query.action ? { FilterExpression: '#action = :action', ExpressionAttributeNames: { '#action': 'action' } } : {}),
+          ExpressionAttributeValues: {
+            ':pk': partition,
+            ':lower': `EVENT#${query.from ?? ''}`,
+            ':upper': `EVENT#${query.to ?? '9999'}~`,
+            ...(query.action ? { ':action': query.action } : {}),
+          },
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          ScanIndexForward: false,
+          Limit: query.limit + 1 - collected.length,
+        }),
+      );
+      collected.push(...Items);
+      startKey = LastEvaluatedKey;
+      readUpTo = LastEvaluatedKey?.sk as string | undefined;
+      if (!LastEvaluatedKey) break;
+    }
+    const page = collected.slice(0, query.limit);
     const items: ListedAuditEvent[] = [];
     for (const item of page) {
       try {
-        const { content } = await this.open(item);
+        const { content, misplaced } = await this.open(item);
+        if (misplaced) throw new AuditIntegrityError('the record is stored out of place');
         const { v: _v, prevDigest: _prev, ...event } = content;
         items.push(event);
       } catch (error) {
@@ -334,13 +349,7 @@ export class AuditLog {
         });
       }
     }
-    // With an action filter DynamoDB may stop early; its LastEvaluatedKey then marks how far it read.
-    const position =
-      Items.length > query.limit
-        ? (page.at(-1)?.sk as string)
-        : query.action && LastEvaluatedKey
-          ? (LastEvaluatedKey.sk as string)
-          : undefined;
+    const position = collected.length > query.limit ? (page.at(-1)?.sk as string) : readUpTo;
     return position ? { items, nextCursor: Buffer.from(JSON.stringify({ p: position })).toString('base64url') } : { items };
   }
 
@@ -371,15 +380,22 @@ export class AuditLog {
       );
       for (const item of page.Items ?? []) {
         const storedSeq = Number(EVENT_SORT_KEY.exec(String(item.sk))?.[2] ?? item.seq);
-        let opened: { content: StoredContent; digest: string };
+        let opened: Awaited<ReturnType<AuditLog['open']>>;
         try {
           opened = await this.open(item);
         } catch (error) {
           if (!(error instanceof AuditIntegrityError)) throw error;
           return fail('changed', storedSeq, `record ${storedSeq}: ${error.message}`);
         }
-        const { content, digest } = opened;
-        if (seen.has(content.seq)) return fail('inserted', content.seq, `record ${content.seq} appears twice`);
+        const { content, digest, misplaced } = opened;
+        if (seen.has(content.seq))
+          return fail('inserted', storedSeq, `a copy of record ${content.seq} was inserted at ${storedSeq}`);
+        if (misplaced)
+          return fail(
+            content.seq === storedSeq ? 'changed' : 'reordered',
+            storedSeq,
+            `record ${content.seq} is stored as record ${storedSeq} (${String(item.occurredAt)}): moved or relabelled`,
+          );
         if (previous) {
           const expected = previous.seq + 1;
           if (content.seq < expected)

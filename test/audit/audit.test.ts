@@ -1,0 +1,356 @@
+import { DeleteCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from '#shared/audit.ts';
+import { loadConfig } from '#shared/config.ts';
+import { createDocumentClient } from '#shared/dynamodb.ts';
+import { KeysmithService } from '#shared/service.ts';
+import { ClientStore } from '#shared/store.ts';
+import { readWrappingKey } from '#shared/wiring.ts';
+import { newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { FAKE_KEY_ARN, type FakeKms, fakeKms } from '../support/kms.ts';
+
+const config = loadConfig();
+const db = createDocumentClient();
+const system = { type: 'system' as const, name: 'test' };
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(() => app.close());
+
+const localCipher = () =>
+  createAuditCipher({ keyring: localKeyring(readWrappingKey(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string)) });
+
+/** A service over the test tables with its own audit log (and optionally its own document client). */
+function serviceWith(options: { documentClient?: typeof db; audit?: AuditLog } = {}) {
+  const documentClient = options.documentClient ?? db;
+  const store = new ClientStore({ documentClient, tableName: config.tables.main });
+  const audit = options.audit ?? new AuditLog({ documentClient, tableName: config.tables.audit, cipher: localCipher() });
+  return { store, audit, service: new KeysmithService({ documentClient, store, audit }) };
+}
+
+async function auditItems(tenantId: string) {
+  const { Items = [] } = await db.send(
+    new QueryCommand({
+      TableName: config.tables.audit,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :e)',
+      ExpressionAttributeValues: { ':pk': `TENANT#${tenantId}`, ':e': 'EVENT#' },
+    }),
+  );
+  return Items;
+}
+
+describe('every change writes exactly one matching audit record', () => {
+  it('for each mutating route, with actor, target, request id and source ip inside the ciphertext', async () => {
+    const tenant = newTenant();
+    const base = `/v1/tenants/${tenant}/clients`;
+    const created = await app.call('POST', base, {
+      token: app.adminToken,
+      body: { name: 'ledger-sync', description: 'nightly' },
+    });
+    const clientId = created.body.clientId;
+    await app.call('PATCH', `${base}/${clientId}`, { token: app.adminToken, body: { name: 'ledger-sync-2' } });
+    const key = await app.createKey(tenant, clientId);
+    await app.call('DELETE', `${base}/${clientId}/access-keys/${key.keyId}`, { token: app.adminToken });
+    await app.call('DELETE', `${base}/${clientId}`, { token: app.adminToken });
+    // Reads and refused changes write nothing.
+    await app.call('GET', `${base}/${clientId}`, { token: app.adminToken });
+    await app.call('POST', base, { token: app.adminToken, body: { name: '' } });
+
+    const events = await app.call('GET', `/v1/tenants/${tenant}/audit-events`, { token: app.adminToken });
+    expect(events.status).toBe(200);
+    expect(events.body.items.map((e: { action: string }) => e.action)).toEqual([
+      'client.deleted',
+      'access_key.revoked',
+      'access_key.created',
+      'client.updated',
+      'client.created',
+    ]);
+    expect(events.body.items.map((e: { seq: number }) => e.seq)).toEqual([5, 4, 3, 2, 1]);
+    const [deleted, revoked, keyCreated, updated, createdEvent] = events.body.items;
+    const adminClientId = app.adminAccessKey.split('.')[0];
+    for (const event of events.body.items) {
+      expect(event.actor).toMatchObject({ type: 'client', clientId: adminClientId });
+      expect(event.target.clientId).toBe(clientId);
+      expect(event.requestId).toBeTruthy();
+      expect(event.sourceIp).toBeTruthy();
+      expect(event.tenantId).toBe(tenant);
+    }
+    expect(createdEvent.details).toMatchObject({ name: 'ledger-sync', description: 'nightly' });
+    expect(updated.details.changes).toEqual({ name: { from: 'ledger-sync', to: 'ledger-sync-2' } });
+    expect(keyCreated.target.keyId).toBe(key.keyId);
+    expect(revoked.target.keyId).toBe(key.keyId);
+    expect(deleted.details.name).toBe('ledger-sync-2');
+    expect(JSON.stringify(events.body)).not.toContain(key.accessKey.split('.')[3]);
+    expect((await auditItems(tenant)).length).toBe(5);
+  });
+
+  it('stores only tenant, time, event id and action in plaintext: no names, descriptions or key material', async () => {
+    const tenant = newTenant();
+    const marker = `needle-${Date.now()}`;
+    const client = await app.createClient(tenant, {
+      name: `${marker}-name`,
+      description: `${marker}-description`,
+      tags: { owner: marker },
+    });
+    const key = await app.createKey(tenant, client.clientId);
+    const { Items = [] } = await db.send(new ScanCommand({ TableName: config.tables.audit }));
+    const text = JSON.stringify(Items, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v));
+    expect(text).not.toContain(marker);
+    expect(text).not.toContain(key.publicKey.x);
+    const privatePart = key.accessKey.split('.')[3];
+    expect(text).not.toContain(privatePart);
+    for (const item of await auditItems(tenant))
+      expect(Object.keys(item).sort()).toEqual([
+        'action',
+        'ciphertext',
+        'eventId',
+        'occurredAt',
+        'pk',
+        'seq',
+        'sk',
+        'tenantId',
+        'type',
+      ]);
+    // The private key is in no table at all.
+    const { Items: main = [] } = await db.send(new ScanCommand({ TableName: config.tables.main }));
+    expect(JSON.stringify(main)).not.toContain(privatePart);
+  });
+
+  it('lists newest first with pagination and from/to and action filters', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const middle = new Date().toISOString();
+    for (let i = 0; i < 3; i++) await app.createKey(tenant, client.clientId);
+    const path = `/v1/tenants/${tenant}/audit-events`;
+    const first = await app.call('GET', `${path}?limit=2`, { token: app.adminToken });
+    expect(first.body.items.map((e: { seq: number }) => e.seq)).toEqual([4, 3]);
+    const second = await app.call('GET', `${path}?limit=2&cursor=${first.body.nextCursor}`, { token: app.adminToken });
+    expect(second.body.items.map((e: { seq: number }) => e.seq)).toEqual([2, 1]);
+    expect(second.body.nextCursor).toBeUndefined();
+    const since = await app.call('GET', `${path}?from=${middle}`, { token: app.adminToken });
+    expect(since.body.items.every((e: { action: string }) => e.action === 'access_key.created')).toBe(true);
+    expect(since.body.items).toHaveLength(3);
+    const until = await app.call('GET', `${path}?to=${middle}`, { token: app.adminToken });
+    expect(until.body.items.map((e: { action: string }) => e.action)).toEqual(['client.created']);
+    const byAction = await app.call('GET', `${path}?action=client.created&limit=1`, { token: app.adminToken });
+    expect(byAction.body.items).toHaveLength(1);
+    expect(byAction.body.items[0].seq).toBe(1);
+  });
+
+  it('sets a DynamoDB TTL on records when retention is configured', async () => {
+    const tenant = newTenant();
+    const retained = new AuditLog({
+      documentClient: db,
+      tableName: config.tables.audit,
+      cipher: localCipher(),
+      retentionDays: 30,
+    });
+    await serviceWith({ audit: retained }).service.createClient(system, tenant, { name: 'x' });
+    const [item] = await auditItems(tenant);
+    const expected = Math.floor(Date.now() / 1000) + 30 * 86_400;
+    expect(Math.abs((item?.expiresAtEpoch as number) - expected)).toBeLessThan(60);
+  });
+});
+
+describe('atomic with the change', () => {
+  /** A document client whose transactions are rewritten by `rewrite` before they are sent. */
+  function rewritingClient(rewrite: (items: any[]) => void) {
+    const client = createDocumentClient();
+    const send = client.send.bind(client);
+    (client as any).send = (command: any) => {
+      if (command instanceof TransactWriteCommand) rewrite(command.input.TransactItems as any[]);
+      return send(command);
+    };
+    return client;
+  }
+
+  it('a failing audit record cancels the change: neither exists', async () => {
+    const tenant = newTenant();
+    const documentClient = rewritingClient((items) => {
+      const record = items.find((i) => i.Put?.Item?.type === 'auditEvent');
+      record.Put.ConditionExpression = 'attribute_exists(pk)'; // can never hold for a new record
+    });
+    const { service } = serviceWith({ documentClient });
+    await expect(service.createClient(system, tenant, { name: 'doomed' })).rejects.toMatchObject({ status: 503 });
+    expect((await app.call('GET', `/v1/tenants/${tenant}/clients`, { token: app.adminToken })).body.items).toEqual([]);
+    expect(await auditItems(tenant)).toEqual([]);
+  });
+
+  it('a failing change cancels its audit record: neither exists', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const before = (await auditItems(tenant)).length;
+    const documentClient = rewritingClient((items) => {
+      const key = items.find((i) => i.Put?.Item?.type === 'accessKey');
+      key.Put.Item.keyId = { not: 'a string' };
+      key.Put.TableName = 'no-such-table';
+    });
+    const { service } = serviceWith({ documentClient });
+    await expect(service.createKey(system, tenant, client.clientId, {})).rejects.toThrow();
+    expect((await auditItems(tenant)).length).toBe(before);
+    const keys = await app.call('GET', `/v1/tenants/${tenant}/clients/${client.clientId}/access-keys`, { token: app.adminToken });
+    expect(keys.body.items).toEqual([]);
+  });
+
+  it('a DynamoDB throttle on the transaction writes nothing and is a 503 to the caller', async () => {
+    const tenant = newTenant();
+    const documentClient = createDocumentClient({ maxAttempts: 1 });
+    const send = documentClient.send.bind(documentClient);
+    (documentClient as any).send = (command: any) => {
+      if (command instanceof TransactWriteCommand)
+        return Promise.reject(
+          Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $retryable: { throttling: true } }),
+        );
+      return send(command);
+    };
+    const { service } = serviceWith({ documentClient });
+    const { handleApiRequest } = await import('#shared/api.ts');
+    const { ROUTES } = await import('#shared/routes.ts');
+    const response = await handleApiRequest(
+      {
+        route: ROUTES.find((r) => r.id === 'createClient')!,
+        pathParameters: { tenantId: tenant },
+        query: {},
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'throttled' }),
+        caller: { clientId: 'sc_0000000000000000000000', tenantId: tenant, keyId: 'k0000000', scopes: ['keysmith:admin'] },
+      },
+      { config, service },
+    );
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(response.body).code).toBe('store_unavailable');
+    expect(await auditItems(tenant)).toEqual([]);
+  });
+});
+
+describe('KMS (through the Encryption SDK’s KMS keyring)', () => {
+  let kms: FakeKms;
+  afterEach(() => kms.restore());
+
+  const kmsAudit = (cacheDisabled = false) =>
+    new AuditLog({
+      documentClient: db,
+      tableName: config.tables.audit,
+      cipher: createAuditCipher({ keyring: kmsKeyring(FAKE_KEY_ARN, kms.kms), disableCache: cacheDisabled }),
+    });
+
+  it('encrypts under a per-tenant encryption context and reuses cached data keys', async () => {
+    kms = fakeKms();
+    const tenant = newTenant();
+    const { service } = serviceWith({ audit: kmsAudit() });
+    for (let i = 0; i < 10; i++) await service.createClient(system, tenant, { name: `c${i}` });
+    expect(kms.calls.generateDataKey).toBe(1);
+    expect(kms.contexts[0]).toEqual({ purpose: 'keysmith-audit', tenant });
+    const listed = await kmsAudit().list(tenant, { limit: 20 });
+    expect(listed.items).toHaveLength(10);
+    expect(listed.items.every((e) => !('integrity' in e))).toBe(true);
+    expect((await kmsAudit().verify(tenant)).ok).toBe(true);
+  });
+
+  it('KMS down: the change is refused with 503 audit_unavailable and nothing is written', async () => {
+    kms = fakeKms();
+    kms.down = true;
+    const tenant = newTenant();
+    const { service } = serviceWith({ audit: kmsAudit(true) });
+    await expect(service.createClient(system, tenant, { name: 'x' })).rejects.toMatchObject({
+      status: 503,
+      code: 'audit_unavailable',
+    });
+    expect(await auditItems(tenant)).toEqual([]);
+    expect((await app.call('GET', `/v1/tenants/${tenant}/clients`, { token: app.adminToken })).body.items).toEqual([]);
+  });
+});
+
+describe('tamper evidence (audit verify)', () => {
+  const { audit, service } = serviceWith();
+
+  /** A tenant with a chain of `n` records. */
+  async function chain(n: number): Promise<{ tenant: string; items: Record<string, any>[] }> {
+    const tenant = newTenant();
+    for (let i = 0; i < n; i++) await service.createClient(system, tenant, { name: `c${i}` });
+    const items = await auditItems(tenant);
+    expect(items).toHaveLength(n);
+    return { tenant, items };
+  }
+
+  it('an untouched chain verifies', async () => {
+    const { tenant } = await chain(5);
+    expect(await audit.verify(tenant)).toMatchObject({ ok: true, records: 5, firstSeq: 1, lastSeq: 5 });
+  });
+
+  it('detects an edited ciphertext and an edited plaintext field', async () => {
+    const { tenant, items } = await chain(5);
+    const edited = Buffer.from(items[2]!.ciphertext);
+    const at = edited.length - 40;
+    edited.writeUInt8(edited.readUInt8(at) ^ 1, at);
+    await db.send(new PutCommand({ TableName: config.tables.audit, Item: { ...items[2], ciphertext: edited } }));
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'changed', seq: 3 });
+
+    const other = await chain(4);
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.audit,
+        Key: { pk: other.items[1]!.pk, sk: other.items[1]!.sk },
+        UpdateExpression: 'SET #a = :a',
+        ExpressionAttributeNames: { '#a': 'action' },
+        ExpressionAttributeValues: { ':a': 'client.deleted' },
+      }),
+    );
+    expect((await audit.verify(other.tenant)).problem).toMatchObject({ kind: 'changed', seq: 2 });
+  });
+
+  it('detects a deleted record', async () => {
+    const { tenant, items } = await chain(5);
+    await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: items[1]!.pk, sk: items[1]!.sk } }));
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'deleted', seq: 2 });
+  });
+
+  it('detects swapped (reordered) records', async () => {
+    const { tenant, items } = await chain(5);
+    const [a, b] = [items[1]!, items[2]!];
+    await db.send(
+      new PutCommand({ TableName: config.tables.audit, Item: { ...a, ciphertext: b.ciphertext, eventId: b.eventId } }),
+    );
+    await db.send(
+      new PutCommand({ TableName: config.tables.audit, Item: { ...b, ciphertext: a.ciphertext, eventId: a.eventId } }),
+    );
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'reordered', seq: 2 });
+  });
+
+  it('detects an inserted copy of a record', async () => {
+    const { tenant, items } = await chain(3);
+    // A copy of record 1 placed between records 1 and 2 (its sort key sorts right after record 1's).
+    const copy = { ...items[0]!, sk: `${items[0]!.sk.slice(0, -1)}5` };
+    await db.send(new PutCommand({ TableName: config.tables.audit, Item: copy }));
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'inserted' });
+  });
+
+  it('detects a record moved in from another tenant', async () => {
+    const { tenant, items } = await chain(2);
+    const other = await chain(2);
+    await db.send(
+      new PutCommand({ TableName: config.tables.audit, Item: { ...items[1]!, ciphertext: other.items[1]!.ciphertext } }),
+    );
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'changed', seq: 2 });
+  });
+
+  it('detects a truncated tail', async () => {
+    const { tenant, items } = await chain(4);
+    await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: items[3]!.pk, sk: items[3]!.sk } }));
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'truncated', seq: 4 });
+  });
+
+  it('concurrent changes in one tenant still form one unbroken chain', async () => {
+    const tenant = newTenant();
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => service.createClient(system, tenant, { name: `c${i}` })),
+    );
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    const report = await audit.verify(tenant);
+    expect(report).toMatchObject({ ok: true, records: 12, firstSeq: 1, lastSeq: 12 });
+    const clients = await app.call('GET', `/v1/tenants/${tenant}/clients?limit=100`, { token: app.adminToken });
+    expect(clients.body.items).toHaveLength(12);
+  });
+});
