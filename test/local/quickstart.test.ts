@@ -1,0 +1,116 @@
+/**
+ * `npm start` as a user runs it (a child process, in a fresh directory), then the README's curl quickstart block
+ * exactly as written, but for the port and `npx keysmith` (the fresh directory is not the repository).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '#local/dynamodb-local.ts';
+
+const run = promisify(execFile);
+const repo = resolve(import.meta.dirname, '../..');
+const tsx = join(repo, 'node_modules/.bin/tsx');
+const cwd = mkdtempSync(join(tmpdir(), 'keysmith-start-'));
+
+/** The environment of a user's shell: none of the test run's Keysmith variables. */
+function userEnv(port: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
+  for (const name of Object.keys(env)) if (name.startsWith('KEYSMITH_') || name === 'AWS_ENDPOINT_URL_DYNAMODB') delete env[name];
+  return env;
+}
+
+function startKeysmith(port: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(tsx, [join(repo, 'local/start.ts')], { cwd, env: userEnv(port), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return { child, output: () => output, exited };
+}
+
+const listening = (port: number) =>
+  new Promise<boolean>((done) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+
+let port: number;
+let keysmith: ReturnType<typeof startKeysmith>;
+
+beforeAll(async () => {
+  port = await freePort();
+  keysmith = startKeysmith(port);
+  const deadline = Date.now() + 45_000;
+  while (!keysmith.output().includes('Keysmith is running')) {
+    if (Date.now() > deadline || keysmith.child.exitCode !== null)
+      throw new Error(`npm start did not come up:\n${keysmith.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}, 60_000);
+
+afterAll(async () => {
+  if (keysmith.child.exitCode === null) keysmith.child.kill('SIGKILL');
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('npm start', () => {
+  it('prints an admin access key and writes .keysmith/local.json (mode 0600)', () => {
+    const state = JSON.parse(readFileSync(join(cwd, '.keysmith/local.json'), 'utf8'));
+    expect(Object.keys(state).sort()).toEqual([
+      'adminAccessKey',
+      'audiences',
+      'baseUrl',
+      'dynamodbEndpoint',
+      'issuerBase',
+      'tables',
+    ]);
+    expect(state.baseUrl).toBe(`http://localhost:${port}`);
+    expect(state.issuerBase).toBe(`http://localhost:${port}`);
+    expect(state.tables).toEqual({ main: 'keysmith-main', audit: 'keysmith-audit' });
+    expect(keysmith.output()).toContain(state.adminAccessKey);
+    expect(statSync(join(cwd, '.keysmith/local.json')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(cwd, '.keysmith/audit-wrapping-key')).mode & 0o777).toBe(0o600);
+  });
+
+  it('serves the README quickstart as written', async () => {
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Quickstart (curl)'));
+    const block = /```bash\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(block).toBeDefined();
+    const script = (block as string)
+      .replaceAll('http://localhost:3000', `http://localhost:${port}`)
+      .replaceAll('npx keysmith', `node ${join(repo, 'bin/keysmith.mjs')}`);
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: userEnv(port) });
+    const whoami = JSON.parse(stdout.trim().split('\n').at(-1) as string);
+    expect(whoami).toMatchObject({ tenantId: 'acme', scopes: 'invoices:read' });
+    expect(whoami.clientId).toMatch(/^sc_/);
+  });
+
+  it('a second npm start says Keysmith is already running and exits 1', async () => {
+    const second = startKeysmith(port);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain('already running');
+  });
+
+  it('Ctrl-C stops Keysmith and DynamoDB Local', async () => {
+    const state = JSON.parse(readFileSync(join(cwd, '.keysmith/local.json'), 'utf8'));
+    const dynamodbPort = Number(new URL(state.dynamodbEndpoint).port);
+    expect(await listening(dynamodbPort)).toBe(true);
+    keysmith.child.kill('SIGINT');
+    expect(await keysmith.exited).toBe(0);
+    expect(await listening(port)).toBe(false);
+    expect(await listening(dynamodbPort)).toBe(false);
+  });
+});
