@@ -1,72 +1,65 @@
 /**
- * The `keysmith` command line. `keysmith token` mints a client token from an access key.
+ * The `keysmith` command line: mint tokens, manage clients and keys through a deployment's API, read and
+ * verify the audit trail, and bootstrap the first platform admin.
  */
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { mintToken } from '#sdk/token.ts';
 import { AccessKeyFormatError } from '#shared/access-key.ts';
+import { type Command, commandHelp, parseCommand } from './command.ts';
+import { auditListCommand } from './commands/audit-list.ts';
+import { clientsCommands } from './commands/clients.ts';
+import { keysCommands } from './commands/keys.ts';
+import { auditVerifyCommand, bootstrapCommand } from './commands/operator.ts';
+import { tokenCommand } from './commands/token.ts';
+import { whoamiCommand } from './commands/whoami.ts';
+import { ApiProblemError, CliError, type Context, readLocalState, UsageError } from './context.ts';
+
+export { UsageError };
+
+const COMMANDS: Command[] = [
+  tokenCommand,
+  whoamiCommand,
+  ...clientsCommands,
+  ...keysCommands,
+  auditListCommand,
+  auditVerifyCommand,
+  bootstrapCommand,
+];
 
 const HELP = `keysmith: Keysmith's command line
 
-Usage:
-  keysmith token [options]     Mint a client token (JWT) from an access key and print it
+Usage: keysmith <command> [options]    (keysmith <command> --help for its options)
 
-Options of token:
-  --access-key KEY         the access key (or set KEYSMITH_ACCESS_KEY, or use --access-key-file)
-  --access-key-file FILE   read the access key from FILE
-  --issuer-base URL        the deployment's base URL (default: KEYSMITH_ISSUER_BASE, else .keysmith/local.json)
-  --audience AUD           the audience (default: KEYSMITH_AUDIENCE, else the issuer base)
-  --lifetime SECONDS       token lifetime (default 300)
-  --scope "A B"            narrow the token to these scopes (default: all the client's)
-  --json                   print { token, expiresAt } as JSON
-  -h, --help               this help
-`;
+${COMMANDS.map((c) => `  ${c.name.join(' ').padEnd(16)} ${c.summary}`).join('\n')}
 
-/** Thrown for a usage mistake: printed without a stack, exit code 2. */
-export class UsageError extends Error {}
+The API commands (whoami, clients, keys, audit list) find the deployment and the admin access key in
+--base-url/--access-key, else KEYSMITH_BASE_URL/KEYSMITH_ADMIN_ACCESS_KEY, else .keysmith/local.json
+(written by \`npm start\`). Add --json for output that scripts can parse.
+Exit codes: 0 ok, 1 failure (including a broken audit chain), 2 usage error.`;
 
-function localState(): { issuerBase?: string; audiences?: string[] } {
-  try {
-    return JSON.parse(readFileSync('.keysmith/local.json', 'utf8')) as { issuerBase?: string; audiences?: string[] };
-  } catch {
-    return {};
-  }
+/** Removes any long argument (an access key or token given on the command line) from a message. */
+function redact(message: string, argv: string[], env: Record<string, string | undefined>): string {
+  const secrets = [...argv, env.KEYSMITH_ACCESS_KEY, env.KEYSMITH_ADMIN_ACCESS_KEY].filter(
+    (value): value is string => typeof value === 'string' && value.length >= 40,
+  );
+  return secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), message);
 }
 
-async function token(args: string[], out: (line: string) => void): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      'access-key': { type: 'string' },
-      'access-key-file': { type: 'string' },
-      'issuer-base': { type: 'string' },
-      audience: { type: 'string' },
-      lifetime: { type: 'string' },
-      scope: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    strict: true,
-  });
-  const accessKey = values['access-key-file']
-    ? readFileSync(values['access-key-file'], 'utf8').trim()
-    : (values['access-key'] ?? process.env.KEYSMITH_ACCESS_KEY);
-  if (!accessKey) throw new UsageError('an access key is required: --access-key, --access-key-file or KEYSMITH_ACCESS_KEY');
-  const state = localState();
-  const issuerBase = values['issuer-base'] ?? process.env.KEYSMITH_ISSUER_BASE ?? state.issuerBase;
-  if (!issuerBase) throw new UsageError('--issuer-base is required (the deployment base URL, e.g. https://keys.example.com)');
-  const lifetime = values.lifetime ?? '300';
-  if (!/^[1-9][0-9]*$/.test(lifetime)) throw new UsageError('--lifetime is a whole number of seconds');
-  const minted = await mintToken(accessKey, {
-    issuerBase,
-    audience: values.audience ?? process.env.KEYSMITH_AUDIENCE ?? issuerBase,
-    lifetimeSeconds: Number(lifetime),
-    ...(values.scope ? { scope: values.scope } : {}),
-  });
-  out(
-    values.json
-      ? JSON.stringify({ token: minted.token, expiresAt: new Date(minted.expiresAt * 1000).toISOString() })
-      : minted.token,
-  );
+function helpFor(words: string[]): string | undefined {
+  const exact = COMMANDS.find((c) => c.name.join(' ') === words.join(' '));
+  if (exact) return commandHelp(exact);
+  const group = COMMANDS.filter((c) => c.name[0] === words[0] && c.name.length > 1);
+  if (words.length === 1 && group.length > 0)
+    return `Usage: keysmith ${words[0]} <command> [options]\n\n${group
+      .map((c) => `  ${c.name.join(' ').padEnd(16)} ${c.summary}`)
+      .join('\n')}\n\nkeysmith ${words[0]} <command> --help shows a command's options.`;
+  return undefined;
+}
+
+/** Finds the command named by the first words of argv. */
+function findCommand(argv: string[]): { command: Command; args: string[] } | undefined {
+  for (const command of COMMANDS) {
+    if (command.name.every((word, i) => argv[i] === word)) return { command, args: argv.slice(command.name.length) };
+  }
+  return undefined;
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -75,31 +68,49 @@ export async function run(
   out = (line: string) => console.log(line),
   err = (line: string) => console.error(line),
 ): Promise<number> {
-  const [command, ...rest] = argv;
+  const env = process.env;
+  const ctx: Context = { out, err, env, local: () => readLocalState(), fetch: globalThis.fetch };
+  const json = argv.includes('--json');
+  const fail = (code: number, message: string, problem?: ApiProblemError): number => {
+    const safe = redact(message, argv, env);
+    if (json)
+      err(
+        JSON.stringify({
+          error: problem
+            ? { status: problem.status, code: problem.code, detail: redact(problem.detail, argv, env) }
+            : { message: safe },
+        }),
+      );
+    else err(`keysmith: ${safe}`);
+    return code;
+  };
   try {
-    if (!command || command === '-h' || command === '--help' || command === 'help') {
+    const [first] = argv;
+    if (!first || first === '-h' || first === '--help' || first === 'help') {
       out(HELP);
-      return command ? 0 : 2;
+      return first ? 0 : 2;
     }
-    if (rest.includes('-h') || rest.includes('--help')) {
-      out(HELP);
+    const found = findCommand(argv);
+    const wantsHelp = argv.includes('-h') || argv.includes('--help');
+    if (!found) {
+      const words = argv.filter((a) => !a.startsWith('-')).slice(0, 2);
+      const help = helpFor(words.slice(0, 1));
+      if (help && (wantsHelp || words.length === 1)) {
+        out(help);
+        return wantsHelp ? 0 : 2;
+      }
+      throw new UsageError(`unknown command "${words.join(' ')}"; see keysmith --help`);
+    }
+    if (wantsHelp) {
+      out(commandHelp(found.command));
       return 0;
     }
-    if (command === 'token') {
-      await token(rest, out);
-      return 0;
-    }
-    throw new UsageError(`unknown command "${command}"; see keysmith --help`);
+    const { values, positionals } = parseCommand(found.command, found.args);
+    return (await found.command.run(values, positionals, ctx)) ?? 0;
   } catch (error) {
-    if (error instanceof UsageError || error instanceof AccessKeyFormatError) {
-      err(`keysmith: ${error.message}`);
-      return 2;
-    }
-    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      err(`keysmith: ${(error as Error).message}`);
-      return 2;
-    }
-    err(`keysmith: ${(error as Error).message ?? String(error)}`);
-    return 1;
+    if (error instanceof UsageError || error instanceof AccessKeyFormatError) return fail(2, error.message);
+    if (error instanceof ApiProblemError) return fail(1, error.message, error);
+    if (error instanceof CliError) return fail(1, error.message);
+    return fail(1, `unexpected failure: ${(error as Error)?.message ?? String(error)}`);
   }
 }

@@ -22,14 +22,22 @@ export interface MintOptions {
 /** A signed token and when it expires (epoch seconds). */
 export interface MintedToken {
   token: string;
+  /** `iat`, epoch seconds. */
+  issuedAt: number;
+  /** `exp`, epoch seconds. */
   expiresAt: number;
 }
 
-/** Signs a client token with a parsed access key. */
+/** The default token lifetime, in seconds. */
+export const DEFAULT_LIFETIME_SECONDS = 300;
+
+/** Signs a client token with a parsed access key, with the key's own algorithm. */
 export async function signToken(key: ParsedAccessKey, options: MintOptions): Promise<MintedToken> {
+  const lifetime = options.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS;
+  if (!Number.isInteger(lifetime) || lifetime < 1) throw new RangeError('lifetimeSeconds must be a positive whole number');
   const issuerBase = options.issuerBase.replace(/\/+$/, '');
   const iat = Math.floor((options.now ?? Date.now)() / 1000);
-  const exp = iat + (options.lifetimeSeconds ?? 300);
+  const exp = iat + lifetime;
   const jwt = new SignJWT(options.scope ? { scope: options.scope } : {})
     .setProtectedHeader({ alg: key.algorithm, kid: key.keyId, typ: 'JWT' })
     .setIssuer(issuerOf(issuerBase, key.clientId))
@@ -37,10 +45,10 @@ export async function signToken(key: ParsedAccessKey, options: MintOptions): Pro
     .setAudience(options.audience ?? issuerBase)
     .setIssuedAt(iat)
     .setExpirationTime(exp);
-  return { token: await jwt.sign(key.privateKey), expiresAt: exp };
+  return { token: await jwt.sign(key.privateKey), issuedAt: iat, expiresAt: exp };
 }
 
 /** Parses an access key and signs a client token with it. Errors never contain the key. */
-export function mintToken(accessKey: string, options: MintOptions): Promise<MintedToken> {
+export async function mintToken(accessKey: string, options: MintOptions): Promise<MintedToken> {
   return signToken(parseAccessKey(accessKey), options);
 }

@@ -49,10 +49,14 @@ export function createAuditLog(
   });
 }
 
-/** The management function's parts. */
-export function createManagement(config: KeysmithConfig, documentClient: DynamoDBDocumentClient = createDocumentClient()) {
+/** The management function's parts (also the CLI's `bootstrap`, with the operator's clients). */
+export function createManagement(
+  config: KeysmithConfig,
+  documentClient: DynamoDBDocumentClient = createDocumentClient(),
+  kms: KMS = new KMS({}),
+) {
   const store = createStore(config, documentClient);
-  const audit = createAuditLog(config, documentClient);
+  const audit = createAuditLog(config, documentClient, kms);
   return { store, audit, service: new KeysmithService({ documentClient, store, audit }) };
 }
 

@@ -1,0 +1,209 @@
+/** `keysmith clients create|list|show|update|delete`. */
+import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
+import { type Command, type OptionValues, stringOption, stringsOption } from '../command.ts';
+import { type Context, printJson, printTable, UsageError } from '../context.ts';
+
+/** A client as the API returns it. */
+interface ClientView {
+  clientId: string;
+  tenantId: string;
+  name: string;
+  description?: string;
+  scopes: string[];
+  tags: Record<string, string>;
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+  issuer: string;
+}
+
+const clientsPath = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)}/clients`;
+const clientPath = (tenant: string, clientId: string) => `${clientsPath(tenant)}/${encodeURIComponent(clientId)}`;
+
+const LIST_OPTIONS = {
+  limit: { type: 'string', value: 'N', description: 'items per page, 1-100 (default 20)' },
+  cursor: { type: 'string', value: 'CURSOR', description: 'continue from a previous page' },
+  all: { type: 'boolean', description: 'follow every page' },
+} as const;
+
+const EDIT_OPTIONS = {
+  description: { type: 'string', value: 'TEXT', description: 'a description' },
+  scope: { type: 'string', multiple: true, value: 'SCOPE', description: 'a scope the client holds' },
+  scopes: { type: 'string', value: '"A B"', description: 'the scopes, space-separated' },
+  tag: { type: 'string', multiple: true, value: 'KEY=VALUE', description: 'a tag' },
+} as const;
+
+/** The scopes named by --scope and --scopes, or undefined when neither was given. */
+function scopesOf(values: OptionValues): string[] | undefined {
+  const listed = stringsOption(values, 'scope');
+  const spaced = stringOption(values, 'scopes');
+  if (listed.length === 0 && spaced === undefined) return undefined;
+  return [...listed, ...(spaced ?? '').split(/\s+/).filter((s) => s.length > 0)];
+}
+
+function tagsOf(values: OptionValues): Record<string, string> | undefined {
+  const listed = stringsOption(values, 'tag');
+  if (listed.length === 0) return undefined;
+  const tags: Record<string, string> = {};
+  for (const tag of listed) {
+    const at = tag.indexOf('=');
+    if (at < 1) throw new UsageError(`--tag takes KEY=VALUE, got "${tag}"`);
+    tags[tag.slice(0, at)] = tag.slice(at + 1);
+  }
+  return tags;
+}
+
+function printClient(ctx: Context, client: ClientView): void {
+  const tags = Object.entries(client.tags ?? {}).map(([k, v]) => `${k}=${v}`);
+  const rows: [string, string][] = [
+    ['clientId', client.clientId],
+    ['tenant', client.tenantId],
+    ['name', client.name],
+    ...(client.description ? ([['description', client.description]] as [string, string][]) : []),
+    ['enabled', String(client.enabled)],
+    ['scopes', client.scopes.join(' ') || '(none)'],
+    ['tags', tags.join(' ') || '(none)'],
+    ['issuer', client.issuer],
+    ['created', client.createdAt],
+    ['updated', client.updatedAt],
+  ];
+  for (const [label, value] of rows) ctx.out(`${`${label}:`.padEnd(13)}${value}`);
+}
+
+export const clientsCommands: Command[] = [
+  {
+    name: ['clients', 'create'],
+    summary: 'Create a service client in a tenant.',
+    options: {
+      name: { type: 'string', value: 'NAME', description: 'the client name (required)' },
+      ...EDIT_OPTIONS,
+      ...TENANT_OPTION,
+      ...CONNECTION_OPTIONS,
+    },
+    notes: 'Example:\n  keysmith clients create --tenant acme --name billing-worker --scope invoices:read --tag team=billing',
+    async run(values, _positionals, ctx) {
+      const name = stringOption(values, 'name');
+      if (!name) throw new UsageError('--name is required');
+      const api = connect(values, ctx);
+      const tenant = tenantOf(values, ctx, api);
+      const description = stringOption(values, 'description');
+      const scopes = scopesOf(values);
+      const tags = tagsOf(values);
+      const { body } = await api.request<ClientView>('POST', clientsPath(tenant), {
+        name,
+        ...(description !== undefined ? { description } : {}),
+        ...(scopes ? { scopes } : {}),
+        ...(tags ? { tags } : {}),
+      });
+      if (values.json) printJson(ctx, body);
+      else {
+        ctx.out(`Created client ${body.clientId} in tenant ${body.tenantId}.`);
+        printClient(ctx, body);
+        ctx.out(`Next: keysmith keys create ${body.clientId} --tenant ${body.tenantId}`);
+      }
+      return 0;
+    },
+  },
+  {
+    name: ['clients', 'list'],
+    summary: "List a tenant's service clients.",
+    options: { ...LIST_OPTIONS, ...TENANT_OPTION, ...CONNECTION_OPTIONS },
+    async run(values, _positionals, ctx) {
+      const api = connect(values, ctx);
+      const tenant = tenantOf(values, ctx, api);
+      const query = { limit: stringOption(values, 'limit'), cursor: stringOption(values, 'cursor') };
+      let items: ClientView[];
+      let nextCursor: string | undefined;
+      if (values.all) {
+        items = [];
+        for await (const page of api.pages<ClientView>(clientsPath(tenant), query)) items.push(...page);
+      } else {
+        const { body } = await api.request<{ items: ClientView[]; nextCursor?: string }>(
+          'GET',
+          clientsPath(tenant),
+          undefined,
+          query,
+        );
+        items = body.items;
+        nextCursor = body.nextCursor;
+      }
+      if (values.json) printJson(ctx, { items, ...(nextCursor ? { nextCursor } : {}) });
+      else {
+        if (items.length === 0) ctx.out(`No clients in tenant ${tenant}.`);
+        else
+          printTable(
+            ctx,
+            ['CLIENT ID', 'NAME', 'ENABLED', 'SCOPES', 'CREATED'],
+            items.map((c) => [c.clientId, c.name, c.enabled ? 'yes' : 'no', c.scopes.join(' '), c.createdAt]),
+          );
+        if (nextCursor) ctx.out(`More: --cursor ${nextCursor} (or --all)`);
+      }
+      return 0;
+    },
+  },
+  {
+    name: ['clients', 'show'],
+    summary: 'Show a service client.',
+    positionals: ['CLIENT_ID'],
+    options: { ...TENANT_OPTION, ...CONNECTION_OPTIONS },
+    async run(values, [clientId], ctx) {
+      const api = connect(values, ctx);
+      const { body } = await api.request<ClientView>('GET', clientPath(tenantOf(values, ctx, api), clientId as string));
+      if (values.json) printJson(ctx, body);
+      else printClient(ctx, body);
+      return 0;
+    },
+  },
+  {
+    name: ['clients', 'update'],
+    summary: "Change a service client's name, description, scopes, tags or enabled state.",
+    positionals: ['CLIENT_ID'],
+    options: {
+      name: { type: 'string', value: 'NAME', description: 'a new name' },
+      ...EDIT_OPTIONS,
+      enable: { type: 'boolean', description: 'enable the client' },
+      disable: { type: 'boolean', description: 'disable the client (its tokens stop working within the revocation bound)' },
+      ...TENANT_OPTION,
+      ...CONNECTION_OPTIONS,
+    },
+    notes: '--scope/--scopes and --tag replace the whole list of scopes or tags.',
+    async run(values, [clientId], ctx) {
+      if (values.enable && values.disable) throw new UsageError('--enable and --disable exclude each other');
+      const name = stringOption(values, 'name');
+      const description = stringOption(values, 'description');
+      const scopes = scopesOf(values);
+      const tags = tagsOf(values);
+      const change = {
+        ...(name !== undefined ? { name } : {}),
+        ...(description !== undefined ? { description } : {}),
+        ...(scopes ? { scopes } : {}),
+        ...(tags ? { tags } : {}),
+        ...(values.enable ? { enabled: true } : values.disable ? { enabled: false } : {}),
+      };
+      if (Object.keys(change).length === 0)
+        throw new UsageError('name something to change: --name, --description, --scope(s), --tag, --enable or --disable');
+      const api = connect(values, ctx);
+      const { body } = await api.request<ClientView>('PATCH', clientPath(tenantOf(values, ctx, api), clientId as string), change);
+      if (values.json) printJson(ctx, body);
+      else {
+        ctx.out(`Updated client ${body.clientId}.`);
+        printClient(ctx, body);
+      }
+      return 0;
+    },
+  },
+  {
+    name: ['clients', 'delete'],
+    summary: 'Delete a service client and revoke all its keys.',
+    positionals: ['CLIENT_ID'],
+    options: { ...TENANT_OPTION, ...CONNECTION_OPTIONS },
+    async run(values, [clientId], ctx) {
+      const api = connect(values, ctx);
+      const tenant = tenantOf(values, ctx, api);
+      await api.request('DELETE', clientPath(tenant, clientId as string));
+      if (values.json) printJson(ctx, { deleted: clientId, tenantId: tenant });
+      else ctx.out(`Deleted client ${clientId} of tenant ${tenant}; its keys are revoked.`);
+      return 0;
+    },
+  },
+];

@@ -1,0 +1,89 @@
+/**
+ * The operator's commands, which talk to DynamoDB (and KMS) directly with the operator's AWS credentials:
+ * `keysmith audit verify` and `keysmith bootstrap`. Their AWS code is loaded only when they run.
+ */
+import { type Command, type OptionSpecs, type OptionValues, stringOption } from '../command.ts';
+import { type Context, UsageError } from '../context.ts';
+
+const AWS_OPTIONS: OptionSpecs = {
+  region: { type: 'string', value: 'REGION', description: 'AWS region (default: AWS_REGION or your AWS profile)' },
+  endpoint: { type: 'string', value: 'URL', description: 'DynamoDB endpoint (e.g. a DynamoDB Local)' },
+  'kms-key-arn': { type: 'string', value: 'ARN', description: "the audit trail's KMS key" },
+  'wrapping-key-file': {
+    type: 'string',
+    value: 'FILE',
+    description: 'a local AES wrapping key instead of KMS (default locally: .keysmith/audit-wrapping-key)',
+  },
+  json: { type: 'boolean', description: 'print JSON for scripts' },
+};
+
+/** Where the operator's commands find DynamoDB and the audit key. */
+export interface AwsTarget {
+  region: string | undefined;
+  endpoint: string | undefined;
+  /** Credentials for DynamoDB Local, which accepts any (used when the endpoint came from local.json). */
+  localCredentials: boolean;
+  auditKey: { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string };
+  tables: { main: string | undefined; audit: string | undefined };
+}
+
+/** Resolves options, then `.keysmith/local.json` (only when no KMS key is named: then the target is AWS). */
+export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
+  const kmsKeyArn = stringOption(options, 'kms-key-arn');
+  const wrappingKeyFile = stringOption(options, 'wrapping-key-file');
+  if (kmsKeyArn && wrappingKeyFile) throw new UsageError('--kms-key-arn and --wrapping-key-file exclude each other');
+  const local = kmsKeyArn ? {} : ctx.local();
+  const endpointOption = stringOption(options, 'endpoint');
+  const endpoint = endpointOption ?? local.dynamodbEndpoint;
+  const localKeyFile = wrappingKeyFile ?? (local.dynamodbEndpoint ? local.wrappingKeyFile : undefined);
+  if (!kmsKeyArn && !localKeyFile)
+    throw new UsageError('--kms-key-arn is required (or, for a local stack, run this where .keysmith/local.json is)');
+  return {
+    region: stringOption(options, 'region') ?? ctx.env.AWS_REGION ?? (local.dynamodbEndpoint ? 'us-east-1' : undefined),
+    endpoint,
+    localCredentials: endpointOption === undefined && local.dynamodbEndpoint !== undefined,
+    auditKey: kmsKeyArn ? { kind: 'kms', keyArn: kmsKeyArn } : { kind: 'local', wrappingKeyFile: localKeyFile as string },
+    tables: {
+      main: stringOption(options, 'main-table') ?? local.tables?.main,
+      audit: stringOption(options, 'audit-table') ?? local.tables?.audit,
+    },
+  };
+}
+
+export const auditVerifyCommand: Command = {
+  name: ['audit', 'verify'],
+  summary: "Walk a tenant's audit hash chain in DynamoDB and report the first record deleted, changed, inserted or reordered.",
+  options: {
+    tenant: { type: 'string', value: 'TENANT', description: 'the tenant whose chain to verify (required)' },
+    'audit-table': { type: 'string', value: 'NAME', description: 'the audit table (default locally: from .keysmith/local.json)' },
+    'retention-days': {
+      type: 'string',
+      value: 'DAYS',
+      description: 'the deployment keeps records this long (older ones expired: the chain may start later)',
+    },
+    ...AWS_OPTIONS,
+  },
+  notes:
+    'Exit code 0: the chain is intact; 1: it is broken (the first problem is printed).\nIn AWS: keysmith audit verify --tenant acme --audit-table NAME --kms-key-arn ARN --region eu-west-1',
+  async run(values, positionals, ctx) {
+    return (await import('../operator-aws.ts')).auditVerify(values, positionals, ctx);
+  },
+};
+
+export const bootstrapCommand: Command = {
+  name: ['bootstrap'],
+  summary: 'Create the first platform admin of a deployment with your AWS credentials, and print its access key once.',
+  options: {
+    'main-table': { type: 'string', value: 'NAME', description: 'the main table (required)' },
+    'audit-table': { type: 'string', value: 'NAME', description: 'the audit table (required)' },
+    tenant: { type: 'string', value: 'TENANT', description: "the admin's tenant (default: platform)" },
+    name: { type: 'string', value: 'NAME', description: "the admin client's name (default: platform-admin)" },
+    force: { type: 'boolean', description: 'create another platform admin even if the tenant has one' },
+    ...AWS_OPTIONS,
+  },
+  notes:
+    'The table names and key ARN are outputs of the CDK stack. Example:\n  keysmith bootstrap --main-table NAME --audit-table NAME --kms-key-arn ARN --region eu-west-1 > admin.key',
+  async run(values, positionals, ctx) {
+    return (await import('../operator-aws.ts')).bootstrap(values, positionals, ctx);
+  },
+};

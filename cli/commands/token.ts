@@ -1,0 +1,46 @@
+/** `keysmith token`: mint a client token from an access key. */
+import { mintToken } from '#sdk/token.ts';
+import { type Command, integerOption, stringOption } from '../command.ts';
+import { readUserFile, UsageError } from '../context.ts';
+
+export const tokenCommand: Command = {
+  name: ['token'],
+  summary: 'Mint a client token (JWT) from an access key and print it.',
+  options: {
+    'access-key': { type: 'string', value: 'KEY', description: 'the access key (default: KEYSMITH_ACCESS_KEY)' },
+    'access-key-file': { type: 'string', value: 'FILE', description: 'read the access key from FILE' },
+    'issuer-base': {
+      type: 'string',
+      value: 'URL',
+      description: "the deployment's issuer base (default: KEYSMITH_ISSUER_BASE, else .keysmith/local.json)",
+    },
+    audience: { type: 'string', value: 'AUD', description: 'the audience (default: KEYSMITH_AUDIENCE, else the issuer base)' },
+    lifetime: { type: 'string', value: 'SECONDS', description: 'token lifetime (default 300)' },
+    scope: { type: 'string', value: '"A B"', description: "narrow the token to these scopes (default: all the client's)" },
+    json: { type: 'boolean', description: 'print { token, expiresAt } as JSON' },
+  },
+  notes:
+    'Example:\n  TOKEN=$(keysmith token --access-key-file ./key --issuer-base https://keys.example.com --audience https://api.example.com)',
+  async run(values, _positionals, ctx) {
+    const keyFile = stringOption(values, 'access-key-file');
+    const accessKey = keyFile
+      ? readUserFile(keyFile, '--access-key-file').trim()
+      : (stringOption(values, 'access-key') ?? ctx.env.KEYSMITH_ACCESS_KEY);
+    if (!accessKey) throw new UsageError('an access key is required: --access-key, --access-key-file or KEYSMITH_ACCESS_KEY');
+    const issuerBase = stringOption(values, 'issuer-base') ?? ctx.env.KEYSMITH_ISSUER_BASE ?? ctx.local().issuerBase;
+    if (!issuerBase) throw new UsageError('--issuer-base is required (the deployment base URL, e.g. https://keys.example.com)');
+    const scope = stringOption(values, 'scope');
+    const minted = await mintToken(accessKey, {
+      issuerBase,
+      audience: stringOption(values, 'audience') ?? ctx.env.KEYSMITH_AUDIENCE ?? issuerBase,
+      lifetimeSeconds: integerOption(values, 'lifetime') ?? 300,
+      ...(scope ? { scope } : {}),
+    });
+    ctx.out(
+      values.json
+        ? JSON.stringify({ token: minted.token, expiresAt: new Date(minted.expiresAt * 1000).toISOString() })
+        : minted.token,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,400 @@
+/** The CLI end to end against the local stack: in-process through run(), and once as a child process. */
+// The authorizer reads this when startTestApp loads the handlers: a revoked key stops working within 1 s.
+process.env.KEYSMITH_REVOCATION_SECONDS = '1';
+
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '#cli/main.ts';
+import { createDocumentClient } from '#shared/dynamodb.ts';
+import { AUDIENCE, ISSUER_BASE, newTenant, startTestApp, type TestApp } from '../support/app.ts';
+
+let app: TestApp;
+let workDir: string;
+const startDir = process.cwd();
+/** Every line any command printed, to check that the admin key never appears. */
+const transcript: string[] = [];
+
+beforeAll(async () => {
+  app = await startTestApp();
+  workDir = mkdtempSync(join(tmpdir(), 'keysmith-cli-'));
+  // Away from any .keysmith/local.json of a running `npm start`: each test names what it uses.
+  process.chdir(workDir);
+});
+afterAll(async () => {
+  await app.close();
+  process.chdir(startDir);
+  rmSync(workDir, { recursive: true, force: true });
+  expect(transcript.join('\n')).not.toContain(app.adminAccessKey);
+});
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** Runs the CLI in-process with the admin's connection options (unless `bare`). */
+async function cli(args: string[], { bare = false } = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const connection = bare ? [] : ['--base-url', app.baseUrl, '--access-key', app.adminAccessKey];
+  const code = await run(
+    [...args, ...connection],
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
+  transcript.push(...out, ...err);
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+const json = (stdout: string) => JSON.parse(stdout);
+
+describe('keysmith (in-process)', () => {
+  it('creates a client and a key, mints a token, calls whoami, revokes the key and then sees 401', async () => {
+    const tenant = newTenant();
+    const created = await cli([
+      'clients',
+      'create',
+      '--tenant',
+      tenant,
+      '--name',
+      'billing-worker',
+      '--scope',
+      'invoices:read',
+      '--json',
+    ]);
+    expect(created.code).toBe(0);
+    const client = json(created.stdout);
+    expect(client).toMatchObject({ tenantId: tenant, name: 'billing-worker', scopes: ['invoices:read'] });
+
+    const key = await cli(['keys', 'create', client.clientId, '--tenant', tenant]);
+    expect(key.code).toBe(0);
+    expect(key.stderr).toMatch(/shown only this once/);
+    const accessKey = key.stdout.trim();
+    expect(accessKey.startsWith(`${client.clientId}.`)).toBe(true);
+    const keyId = accessKey.split('.')[1] as string;
+
+    const minted = await cli(['token', '--access-key', accessKey, '--issuer-base', ISSUER_BASE, '--audience', AUDIENCE], {
+      bare: true,
+    });
+    expect(minted.code).toBe(0);
+    const direct = await app.call('GET', '/v1/whoami', { token: minted.stdout.trim() });
+    expect(direct.status).toBe(200);
+
+    const whoami = await cli(['whoami', '--base-url', app.baseUrl, '--access-key', accessKey, '--json'], { bare: true });
+    expect(whoami.code).toBe(0);
+    expect(json(whoami.stdout)).toEqual({ clientId: client.clientId, tenantId: tenant, keyId, scopes: 'invoices:read' });
+
+    const listed = await cli(['keys', 'list', client.clientId, '--tenant', tenant]);
+    expect(listed.stdout).toMatch(new RegExp(`${keyId}\\s+EdDSA\\s+active\\s+generated`));
+    expect(listed.stdout).not.toContain(accessKey.split('.')[3]);
+
+    const revoked = await cli(['keys', 'revoke', client.clientId, keyId, '--tenant', tenant]);
+    expect(revoked).toMatchObject({ code: 0, stdout: `Revoked key ${keyId} of client ${client.clientId}.` });
+    await sleep(1_100);
+    const refused = await cli(['whoami', '--base-url', app.baseUrl, '--access-key', accessKey], { bare: true });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/\(unauthorized, HTTP 401\)/);
+    expect(refused.stderr).not.toContain(accessKey);
+    expect((await cli(['keys', 'list', client.clientId, '--tenant', tenant, '--json'])).stdout).toMatch(/"status": "revoked"/);
+  });
+
+  it('lists, shows, updates and deletes clients, human and --json', async () => {
+    const tenant = newTenant();
+    const ids: string[] = [];
+    for (const name of ['alpha', 'beta', 'gamma']) {
+      const created = await cli(['clients', 'create', '--tenant', tenant, '--name', name, '--tag', 'team=core']);
+      expect(created.code).toBe(0);
+      const match = /Created client (sc_\w+) in tenant/.exec(created.stdout);
+      ids.push(match?.[1] as string);
+    }
+    const table = await cli(['clients', 'list', '--tenant', tenant]);
+    expect(table.stdout.split('\n')[0]).toMatch(/^CLIENT ID\s+NAME\s+ENABLED\s+SCOPES\s+CREATED$/);
+    for (const id of ids) expect(table.stdout).toContain(id);
+
+    const firstPage = json((await cli(['clients', 'list', '--tenant', tenant, '--limit', '2', '--json'])).stdout);
+    expect(firstPage.items).toHaveLength(2);
+    expect(firstPage.nextCursor).toEqual(expect.any(String));
+    const all = json((await cli(['clients', 'list', '--tenant', tenant, '--limit', '2', '--all', '--json'])).stdout);
+    expect(all.items.map((c: { clientId: string }) => c.clientId).sort()).toEqual([...ids].sort());
+
+    const updated = await cli([
+      'clients',
+      'update',
+      ids[0] as string,
+      '--tenant',
+      tenant,
+      '--disable',
+      '--scopes',
+      'a:read b:write',
+      '--json',
+    ]);
+    expect(json(updated.stdout)).toMatchObject({ enabled: false, scopes: ['a:read', 'b:write'], tags: { team: 'core' } });
+    const shown = await cli(['clients', 'show', ids[0] as string, '--tenant', tenant]);
+    expect(shown.stdout).toMatch(/enabled:\s+false/);
+    expect(shown.stdout).toMatch(/scopes:\s+a:read b:write/);
+
+    expect((await cli(['clients', 'delete', ids[1] as string, '--tenant', tenant])).code).toBe(0);
+    const gone = await cli(['clients', 'show', ids[1] as string, '--tenant', tenant]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^keysmith: .*\(client_not_found, HTTP 404\)$/);
+    const goneJson = await cli(['clients', 'show', ids[1] as string, '--tenant', tenant, '--json']);
+    expect(json(goneJson.stderr)).toEqual({ error: { status: 404, code: 'client_not_found', detail: expect.any(String) } });
+  });
+
+  it("prints the API's problem code and detail for a refused request", async () => {
+    const tenant = newTenant();
+    const invalid = await cli(['clients', 'create', '--tenant', tenant, '--name', 'x', '--scope', 'keysmith:bogus"']);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toMatch(/HTTP 400\)/);
+    const outsider = await app.clientWithToken(newTenant(), ['keysmith:admin']);
+    const forbidden = await cli(
+      ['clients', 'list', '--tenant', tenant, '--base-url', app.baseUrl, '--access-key', outsider.accessKey],
+      {
+        bare: true,
+      },
+    );
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr).toMatch(/HTTP 403\)/);
+    const unreachable = await cli(['whoami', '--base-url', 'http://127.0.0.1:9', '--access-key', app.adminAccessKey], {
+      bare: true,
+    });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('registers your own public key with keys create --public-key-file, and refuses a private one', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const publicFile = join(workDir, 'public.jwk.json');
+    const privateFile = join(workDir, 'private.jwk.json');
+    writeFileSync(publicFile, JSON.stringify(publicKey.export({ format: 'jwk' })));
+    const privateJwk = privateKey.export({ format: 'jwk' });
+    writeFileSync(privateFile, JSON.stringify(privateJwk));
+
+    const registered = await cli([
+      'keys',
+      'create',
+      client.clientId,
+      '--tenant',
+      tenant,
+      '--public-key-file',
+      publicFile,
+      '--json',
+    ]);
+    expect(registered.code).toBe(0);
+    const body = json(registered.stdout);
+    expect(body).toMatchObject({ algorithm: 'ES256', origin: 'registered' });
+    expect(body.accessKey).toBeUndefined();
+
+    const own = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: body.keyId })
+      .setIssuer(`${ISSUER_BASE}/v1/clients/${client.clientId}`)
+      .setSubject(client.clientId)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    expect((await app.call('GET', '/v1/whoami', { token: own })).status).toBe(200);
+
+    const refused = await cli(['keys', 'create', client.clientId, '--tenant', tenant, '--public-key-file', privateFile]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/private key material/);
+    expect(refused.stderr).not.toContain(privateJwk.d as string);
+  });
+
+  it('lists audit records and verifies the chain, exiting 1 once a record is deleted', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    await app.createKey(tenant, client.clientId);
+    await cli(['clients', 'update', client.clientId, '--tenant', tenant, '--name', 'renamed']);
+
+    const listed = await cli(['audit', 'list', '--tenant', tenant]);
+    expect(listed.code).toBe(0);
+    const rows = listed.stdout.split('\n');
+    expect(rows[0]).toMatch(/^SEQ\s+TIME\s+ACTION\s+ACTOR\s+TARGET$/);
+    expect(rows.slice(1).map((row) => row.split(/\s+/)[2])).toEqual(['client.updated', 'access_key.created', 'client.created']);
+    const onlyKeys = json((await cli(['audit', 'list', '--tenant', tenant, '--action', 'access_key.created', '--json'])).stdout);
+    expect(onlyKeys.items).toHaveLength(1);
+
+    const target = [
+      '--endpoint',
+      process.env.AWS_ENDPOINT_URL_DYNAMODB as string,
+      '--audit-table',
+      process.env.KEYSMITH_AUDIT_TABLE as string,
+      '--wrapping-key-file',
+      process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string,
+    ];
+    const intact = await cli(['audit', 'verify', '--tenant', tenant, ...target], { bare: true });
+    expect(intact).toMatchObject({ code: 0 });
+    expect(intact.stdout).toBe(`The audit chain of tenant ${tenant} is intact: 3 records (seq 1 to 3).`);
+
+    const db = createDocumentClient();
+    const table = process.env.KEYSMITH_AUDIT_TABLE as string;
+    const { Items = [] } = await db.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :e)',
+        ExpressionAttributeValues: { ':pk': `TENANT#${tenant}`, ':e': 'EVENT#' },
+      }),
+    );
+    const second = Items.find((item) => item.seq === 2);
+    await db.send(new DeleteCommand({ TableName: table, Key: { pk: second?.pk, sk: second?.sk } }));
+    db.destroy();
+
+    const broken = await cli(['audit', 'verify', '--tenant', tenant, ...target], { bare: true });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/BROKEN at record 2 \(deleted\)/);
+    const brokenJson = await cli(['audit', 'verify', '--tenant', tenant, ...target, '--json'], { bare: true });
+    expect(brokenJson.code).toBe(1);
+    expect(json(brokenJson.stdout)).toMatchObject({ ok: false, problem: { kind: 'deleted', seq: 2 } });
+  });
+
+  it('bootstraps a platform admin with direct table access, once per tenant unless --force', async () => {
+    const tenant = newTenant('platform');
+    const args = [
+      'bootstrap',
+      '--main-table',
+      process.env.KEYSMITH_MAIN_TABLE as string,
+      '--audit-table',
+      process.env.KEYSMITH_AUDIT_TABLE as string,
+      '--wrapping-key-file',
+      process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string,
+      '--endpoint',
+      process.env.AWS_ENDPOINT_URL_DYNAMODB as string,
+      '--region',
+      'us-east-1',
+      '--tenant',
+      tenant,
+    ];
+    const first = await cli(args, { bare: true });
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(/shown only this once/);
+    const accessKey = first.stdout.trim();
+    const whoami = await app.call('GET', '/v1/whoami', { token: await app.token(accessKey) });
+    expect(whoami.status).toBe(200);
+    expect(whoami.body.scopes.split(' ').sort()).toEqual(['keysmith:admin', 'keysmith:platform-admin']);
+
+    const again = await cli(args, { bare: true });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already has a platform admin/);
+    expect((await cli([...args, '--force', '--json'], { bare: true })).code).toBe(0);
+    expect(
+      (await cli(['bootstrap', '--tenant', tenant, '--kms-key-arn', 'arn:aws:kms:us-east-1:1:key/x'], { bare: true })).code,
+    ).toBe(2);
+  });
+
+  it('defaults to .keysmith/local.json (base URL, admin key, DynamoDB Local, wrapping key)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keysmith-local-'));
+    mkdirSync(join(dir, '.keysmith'));
+    const tables = { main: process.env.KEYSMITH_MAIN_TABLE, audit: process.env.KEYSMITH_AUDIT_TABLE };
+    writeFileSync(
+      join(dir, '.keysmith', 'local.json'),
+      JSON.stringify({
+        baseUrl: app.baseUrl,
+        issuerBase: ISSUER_BASE,
+        audiences: [ISSUER_BASE, AUDIENCE],
+        dynamodbEndpoint: process.env.AWS_ENDPOINT_URL_DYNAMODB,
+        tables,
+        adminAccessKey: app.adminAccessKey,
+      }),
+    );
+    copyFileSync(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string, join(dir, '.keysmith', 'audit-wrapping-key'));
+    process.chdir(dir);
+    try {
+      const whoami = await cli(['whoami', '--json'], { bare: true });
+      expect(whoami.code).toBe(0);
+      const admin = json(whoami.stdout);
+      expect(admin.scopes).toContain('keysmith:platform-admin');
+      const created = await cli(['clients', 'create', '--name', 'from-local', '--json'], { bare: true });
+      expect(json(created.stdout).tenantId).toBe(admin.tenantId); // the admin key's own tenant by default
+      const verified = await cli(['audit', 'verify', '--tenant', admin.tenantId], { bare: true });
+      expect(verified.code).toBe(0);
+      expect(verified.stdout).toMatch(/is intact/);
+    } finally {
+      process.chdir(workDir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('explains usage errors with exit code 2 and has help for every command', async () => {
+    expect((await cli([], { bare: true })).code).toBe(2);
+    expect((await cli(['--help'], { bare: true })).stdout).toMatch(/clients create/);
+    expect((await cli(['frobnicate'], { bare: true })).stderr).toMatch(/unknown command "frobnicate"/);
+    for (const command of [
+      'token',
+      'whoami',
+      'clients create',
+      'clients list',
+      'clients show',
+      'clients update',
+      'clients delete',
+      'keys create',
+      'keys list',
+      'keys revoke',
+      'audit list',
+      'audit verify',
+      'bootstrap',
+    ]) {
+      const help = await cli([...command.split(' '), '--help'], { bare: true });
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain(`keysmith ${command}`);
+      expect(help.stdout).toMatch(/-h, --help/);
+    }
+    const cases: [string[], RegExp][] = [
+      [['clients', 'create', '--tenant', 'acme'], /--name is required/],
+      [['clients', 'show', '--tenant', 'acme'], /missing CLIENT_ID/],
+      [['clients', 'update', 'sc_x', '--tenant', 'acme'], /name something to change/],
+      [['clients', 'list', '--bogus'], /Unknown option '--bogus'/],
+      [['keys', 'create', 'sc_x', '--algorithm', 'HS256'], /--algorithm must be one of EdDSA, ES256, RS256/],
+      [['audit', 'verify'], /--tenant is required/],
+      [['token', '--issuer-base', ISSUER_BASE], /an access key is required/],
+      [['whoami'], /--base-url is required/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli(args, { bare: ['audit', 'token', 'whoami'].includes(args[0] as string) });
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(message);
+    }
+  });
+
+  it('never echoes a malformed access key', async () => {
+    const truncated = app.adminAccessKey.slice(0, -30);
+    const result = await cli(['clients', 'list', '--base-url', app.baseUrl, '--access-key', truncated], { bare: true });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/PKCS#8|truncated/);
+    expect(result.stderr).not.toContain(truncated.split('.')[3]?.slice(0, 24));
+    const token = await cli(['token', '--access-key', truncated, '--issuer-base', ISSUER_BASE], { bare: true });
+    expect(token.code).toBe(2);
+    expect(token.stderr).not.toContain(truncated.split('.')[3]?.slice(0, 24));
+    // A secret passed where a command name goes is not echoed either.
+    const misplaced = await cli([app.adminAccessKey], { bare: true });
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.stderr).toContain('[redacted]');
+  });
+});
+
+describe('keysmith (child process)', () => {
+  const bin = fileURLToPath(new URL('../../bin/keysmith.mjs', import.meta.url));
+  const exec = promisify(execFile);
+
+  it('runs whoami through node bin/keysmith.mjs with the key from the environment', async () => {
+    const { stdout } = await exec(process.execPath, [bin, 'whoami', '--json'], {
+      env: { ...process.env, KEYSMITH_BASE_URL: app.baseUrl, KEYSMITH_ADMIN_ACCESS_KEY: app.adminAccessKey },
+      cwd: workDir,
+    });
+    expect(JSON.parse(stdout).scopes).toContain('keysmith:platform-admin');
+    transcript.push(stdout);
+  });
+
+  it('exits 2 on a usage error', async () => {
+    const failure = await exec(process.execPath, [bin, 'keys', 'revoke', 'sc_x'], { cwd: workDir }).catch((e: unknown) => e);
+    expect((failure as { code?: number }).code).toBe(2);
+    expect((failure as { stderr?: string }).stderr).toMatch(/missing KEY_ID/);
+  });
+});
