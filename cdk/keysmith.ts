@@ -1,0 +1,486 @@
+/**
+ * Keysmith as one reusable construct: the DynamoDB tables, the KMS keys, the three functions, the REST API
+ * built from the route table, and the alarms. `KeysmithStack` wraps it; a user may put it in their own stack.
+ */
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import {
+  AccessLogField,
+  AccessLogFormat,
+  AuthorizationType,
+  EndpointType,
+  IdentitySource,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  type Method,
+  MethodLoggingLevel,
+  RestApi,
+  SecurityPolicy,
+  TokenAuthorizer,
+} from 'aws-cdk-lib/aws-apigateway';
+import type { ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
+import { Alarm, ComparisonOperator, type IAlarmAction, type IMetric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AccountRootPrincipal, Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
+import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
+import { Construct } from 'constructs';
+import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
+import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
+import { addProblemResponses } from './problem-responses.ts';
+
+/** The encryption context `purpose` the audit code puts on every audit record (shared/audit.ts). */
+export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
+
+/** The Keysmith functions, by name (`lambdas/<name>/handler.ts`). */
+export type KeysmithFunctionName = 'authorizer' | RouteFunction;
+
+/** A custom domain for the API, which then also is the issuer base. */
+export interface KeysmithDomainProps {
+  /** The domain name, e.g. `keys.example.com`. */
+  readonly domainName: string;
+  /** An ACM certificate for the domain, in the stack's region (the API is regional). */
+  readonly certificate: ICertificate;
+  /**
+   * A Route 53 zone in which to create the alias record for the domain.
+   * @default - no record; point the domain at the API's regional domain name yourself
+   */
+  readonly hostedZone?: IHostedZone;
+}
+
+/** How to deploy Keysmith. */
+export interface KeysmithProps {
+  /**
+   * The public base URL of the deployment, without a trailing slash; issuers are `{issuerBase}/v1/clients/{clientId}`.
+   * @default - `https://{domainName}` with a custom domain, else the API's execute-api URL with the stage name
+   */
+  readonly issuerBase?: string;
+  /**
+   * A custom domain for the REST API (regional endpoint, TLS 1.2), mapped at its root.
+   * @default - no custom domain
+   */
+  readonly domain?: KeysmithDomainProps;
+  /**
+   * The audiences a client token may name in `aud`.
+   * @default - [issuerBase]
+   */
+  readonly audiences?: string[];
+  /**
+   * The longest allowed `exp - iat` of a client token.
+   * @default Duration.days(1)
+   */
+  readonly maxTokenLifetime?: Duration;
+  /**
+   * How long a revoked key or disabled client may keep authorizing on a warm authorizer (its in-memory cache).
+   * @default Duration.seconds(60)
+   */
+  readonly revocationBound?: Duration;
+  /**
+   * How long API Gateway caches an authorizer decision per token; it adds to the revocation bound.
+   * @default Duration.seconds(0) - no cache, so the revocation bound is the end-to-end bound
+   */
+  readonly authorizerCacheTtl?: Duration;
+  /**
+   * Days after which audit records expire through DynamoDB TTL.
+   * @default - audit records are kept forever
+   */
+  readonly auditRetentionDays?: number;
+  /**
+   * What happens to the tables, keys and log groups when they leave the stack. Anything but DESTROY keeps
+   * DynamoDB deletion protection on.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * The API Gateway stage name; it is part of the default issuer base.
+   * @default 'prod'
+   */
+  readonly stageName?: string;
+  /**
+   * Steady-state requests per second the stage accepts before answering 429.
+   * @default 100
+   */
+  readonly throttlingRateLimit?: number;
+  /**
+   * Burst of requests the stage accepts above the rate limit.
+   * @default 200
+   */
+  readonly throttlingBurstLimit?: number;
+  /**
+   * How long the functions' and the API's log groups keep their logs.
+   * @default RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Where the alarms (authorizer errors, API 5xx, Lambda throttles) send their notifications.
+   * @default - the alarms exist but notify nobody
+   */
+  readonly alarmAction?: IAlarmAction;
+}
+
+/** What a function may do with a table. */
+type TableAccess = 'read' | 'readWrite';
+
+const TABLE_ENV: Record<TableRole, string> = { main: 'KEYSMITH_MAIN_TABLE', audit: 'KEYSMITH_AUDIT_TABLE' };
+
+const READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query'];
+// TransactWriteItems has no IAM action of its own: DynamoDB checks each item's action.
+const WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'];
+// DynamoDB asks KMS on the caller's behalf: decrypt to read, encrypt and generate data keys to write.
+// DescribeKey (metadata only) is what CDK's own table grants add too; without it a read can be refused.
+const TABLE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
+const TABLE_KEY_WRITE_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
+
+const MEMORY_MB: Record<KeysmithFunctionName, number> = { authorizer: 512, management: 512, discovery: 256 };
+const TIMEOUT: Record<KeysmithFunctionName, Duration> = {
+  authorizer: Duration.seconds(5),
+  management: Duration.seconds(15),
+  discovery: Duration.seconds(10),
+};
+
+/** Fails synth early, with the prop's name, on a value Keysmith's config would refuse at cold start. */
+function wholeSeconds(name: string, value: Duration, min: number, max: number): number {
+  const seconds = value.toSeconds({ integral: false });
+  if (!Number.isInteger(seconds) || seconds < min || seconds > max)
+    throw new Error(`Keysmith: ${name} must be a whole number of seconds from ${min} to ${max}, got ${seconds}`);
+  return seconds;
+}
+
+/** Keysmith's tables, keys, functions and REST API. */
+export class Keysmith extends Construct {
+  /** Service clients and access keys. */
+  readonly mainTable: TableV2;
+  /** Audit records and each tenant's chain head. */
+  readonly auditTable: TableV2;
+  /** Encrypts both tables at rest (DynamoDB server-side encryption). */
+  readonly tableKey: Key;
+  /** Encrypts the content of audit records (AWS Encryption SDK, encryption context `purpose=keysmith-audit`). */
+  readonly auditKey: Key;
+  /** The Lambda authorizer; attach it to other APIs with `KeysmithAuthorizer` (cdk/attach.ts). */
+  readonly authorizerFunction: NodejsFunction;
+  /** The management API's function. */
+  readonly managementFunction: NodejsFunction;
+  /** The public and read-only routes' function. */
+  readonly discoveryFunction: NodejsFunction;
+  /** The REST API built from the route table. */
+  readonly api: RestApi;
+  /** The TOKEN authorizer protecting every non-public route. */
+  readonly authorizer: TokenAuthorizer;
+  /** The public base URL; issuers are `{issuerBase}/v1/clients/{clientId}`. */
+  readonly issuerBase: string;
+  /** The audiences a client token may name. */
+  readonly audiences: string[];
+  /** The API Gateway method of each route of the route table. */
+  readonly routeMethods = new Map<RouteId, Method>();
+  /** The alarms on authorizer errors, API 5xx and Lambda throttles. */
+  readonly alarms: Alarm[] = [];
+  private readonly tables = new Map<TableRole, TableV2>();
+
+  constructor(scope: Construct, id: string, props: KeysmithProps = {}) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+    const stageName = props.stageName ?? 'prod';
+    const maxTokenLifetime = wholeSeconds('maxTokenLifetime', props.maxTokenLifetime ?? Duration.days(1), 1, 31_536_000);
+    const revocationSeconds = wholeSeconds('revocationBound', props.revocationBound ?? Duration.seconds(60), 1, 86_400);
+    const cacheTtl = wholeSeconds('authorizerCacheTtl', props.authorizerCacheTtl ?? Duration.seconds(0), 0, 3600);
+    if (props.auditRetentionDays !== undefined && (!Number.isInteger(props.auditRetentionDays) || props.auditRetentionDays < 1))
+      throw new Error(`Keysmith: auditRetentionDays must be a positive whole number, got ${props.auditRetentionDays}`);
+
+    this.tableKey = this.createKey(
+      'TableKey',
+      'Keysmith: DynamoDB encryption at rest of the main and audit tables',
+      removalPolicy,
+    );
+    this.auditKey = this.createKey(
+      'AuditKey',
+      'Keysmith: audit record content (encryption context purpose=keysmith-audit)',
+      removalPolicy,
+    );
+
+    for (const definition of TABLE_DEFINITIONS) this.tables.set(definition.role, this.createTable(definition, removalPolicy));
+    this.mainTable = this.tables.get('main')!;
+    this.auditTable = this.tables.get('audit')!;
+
+    this.api = new RestApi(this, 'Api', {
+      restApiName: `${stack.stackName}-keysmith`,
+      description: 'Keysmith: service clients, access keys and their discovery documents',
+      endpointTypes: [EndpointType.REGIONAL],
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName,
+        throttlingRateLimit: props.throttlingRateLimit ?? 100,
+        throttlingBurstLimit: props.throttlingBurstLimit ?? 200,
+        tracingEnabled: true,
+        metricsEnabled: true,
+        loggingLevel: MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        accessLogDestination: new LogGroupLogDestination(
+          new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy }),
+        ),
+        accessLogFormat: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: AccessLogField.contextRequestId(),
+            requestTime: AccessLogField.contextRequestTime(),
+            sourceIp: AccessLogField.contextIdentitySourceIp(),
+            httpMethod: AccessLogField.contextHttpMethod(),
+            resourcePath: AccessLogField.contextResourcePath(),
+            status: AccessLogField.contextStatus(),
+            responseLatency: AccessLogField.contextResponseLatency(),
+            clientId: AccessLogField.contextAuthorizerPrincipalId(),
+            authorizerStatus: AccessLogField.contextAuthorizerStatus(),
+            authorizerLatency: AccessLogField.contextAuthorizerLatency(),
+            authorizerError: AccessLogField.contextAuthorizerError(),
+            errorType: AccessLogField.contextErrorResponseType(),
+            integrationError: AccessLogField.contextIntegrationErrorMessage(),
+          }),
+        ),
+      },
+      ...(props.domain
+        ? {
+            domainName: {
+              domainName: props.domain.domainName,
+              certificate: props.domain.certificate,
+              endpointType: EndpointType.REGIONAL,
+              securityPolicy: SecurityPolicy.TLS_1_2,
+            },
+          }
+        : {}),
+    });
+    if (props.domain?.hostedZone && this.api.domainName)
+      new ARecord(this, 'DomainRecord', {
+        zone: props.domain.hostedZone,
+        recordName: props.domain.domainName,
+        target: RecordTarget.fromAlias(new ApiGateway(this.api)),
+      });
+
+    // From the API's id and the stage's name, not `api.url`: that references the Stage, and the Stage
+    // depends (through the Deployment and the Methods) on the functions that would read this variable.
+    const defaultIssuerBase = props.domain
+      ? `https://${props.domain.domainName}`
+      : `https://${this.api.restApiId}.execute-api.${stack.region}.${stack.urlSuffix}/${stageName}`;
+    this.issuerBase = (props.issuerBase ?? defaultIssuerBase).replace(/\/+$/, '');
+    this.audiences = props.audiences ?? [this.issuerBase];
+    if (this.audiences.length === 0) throw new Error('Keysmith: audiences must name at least one audience');
+
+    const common: Record<string, string> = {
+      KEYSMITH_ISSUER_BASE: this.issuerBase,
+      KEYSMITH_AUDIENCES: this.audiences.join(','),
+      KEYSMITH_MAX_TOKEN_LIFETIME: String(maxTokenLifetime),
+      KEYSMITH_REVOCATION_SECONDS: String(revocationSeconds),
+      POWERTOOLS_SERVICE_NAME: 'keysmith',
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    this.authorizerFunction = this.createFunction('authorizer', common, logRetention, removalPolicy);
+    this.managementFunction = this.createFunction('management', common, logRetention, removalPolicy);
+    this.discoveryFunction = this.createFunction('discovery', common, logRetention, removalPolicy);
+
+    this.bindTable(this.authorizerFunction, 'main', 'read');
+    this.bindTable(this.discoveryFunction, 'main', 'read');
+    this.bindTable(this.managementFunction, 'main', 'readWrite');
+    this.bindTable(this.managementFunction, 'audit', 'readWrite');
+    this.bindAuditKey(this.managementFunction, this.auditKey);
+    if (props.auditRetentionDays !== undefined)
+      this.managementFunction.addEnvironment('KEYSMITH_AUDIT_RETENTION_DAYS', String(props.auditRetentionDays));
+
+    this.authorizer = new TokenAuthorizer(this, 'TokenAuthorizer', {
+      handler: this.authorizerFunction,
+      identitySource: IdentitySource.header('Authorization'),
+      resultsCacheTtl: Duration.seconds(cacheTtl),
+      // A header that is not a bearer token is refused by API Gateway (401) without invoking the function.
+      validationRegex: '^[Bb][Ee][Aa][Rr][Ee][Rr] +[^ ]+ *$',
+    });
+    this.addRoutes();
+    addProblemResponses(this.api);
+    this.addAlarms(props.alarmAction);
+  }
+
+  /** The function of each route-table name. */
+  functionFor(name: KeysmithFunctionName): NodejsFunction {
+    return { authorizer: this.authorizerFunction, management: this.managementFunction, discovery: this.discoveryFunction }[name];
+  }
+
+  private createKey(id: string, description: string, removalPolicy: RemovalPolicy): Key {
+    return new Key(this, id, {
+      description,
+      enableKeyRotation: true,
+      removalPolicy,
+      // The account administers the key and IAM policies decide who uses it, each with its own conditions.
+      policy: new PolicyDocument({
+        statements: [new PolicyStatement({ actions: ['kms:*'], principals: [new AccountRootPrincipal()], resources: ['*'] })],
+      }),
+    });
+  }
+
+  private createTable(definition: TableDefinition, removalPolicy: RemovalPolicy): TableV2 {
+    const id = `${definition.role[0]!.toUpperCase()}${definition.role.slice(1)}Table`;
+    return new TableV2(this, id, {
+      partitionKey: { name: definition.partitionKey, type: AttributeType.STRING },
+      sortKey: { name: definition.sortKey, type: AttributeType.STRING },
+      globalSecondaryIndexes: definition.globalIndexes.map((index) => ({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: AttributeType.STRING },
+      })),
+      billing: Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: removalPolicy !== RemovalPolicy.DESTROY,
+      encryption: TableEncryptionV2.customerManagedKey(this.tableKey),
+      removalPolicy,
+      ...(definition.timeToLiveAttribute ? { timeToLiveAttribute: definition.timeToLiveAttribute } : {}),
+    });
+  }
+
+  private createFunction(
+    name: KeysmithFunctionName,
+    environment: Record<string, string>,
+    retention: RetentionDays,
+    removalPolicy: RemovalPolicy,
+  ): NodejsFunction {
+    const logGroup = new LogGroup(this, `${pascal(name)}Logs`, { retention, removalPolicy });
+    // An own role instead of AWSLambdaBasicExecutionRole: it may write only to its own log group.
+    const role = new Role(this, `${pascal(name)}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }),
+    );
+    return new NodejsFunction(this, `${pascal(name)}Function`, {
+      description: `Keysmith ${name}`,
+      entry: new URL(`../lambdas/${name}/handler.ts`, import.meta.url).pathname,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: MEMORY_MB[name],
+      timeout: TIMEOUT[name],
+      tracing: Tracing.ACTIVE,
+      logGroup,
+      role,
+      environment,
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        logLevel: LogLevel.WARNING,
+        sourceMap: true,
+        mainFields: ['module', 'main'],
+        // Bundle the AWS SDK too, so Lambda runs the versions the lockfile pins and the tests ran.
+        bundleAwsSDK: true,
+        // CommonJS dependencies call require(); an ES module has none unless we make one.
+        banner:
+          "import { createRequire as __keysmithCreateRequire } from 'node:module'; const require = __keysmithCreateRequire(import.meta.url);",
+      },
+    });
+  }
+
+  /**
+   * Grants a function its access to a table and sets the variable naming it, in one step, so a function
+   * is never told about a table it may not use.
+   */
+  private bindTable(fn: NodejsFunction, role: TableRole, access: TableAccess): void {
+    const table = this.tables.get(role);
+    const definition = TABLE_DEFINITIONS.find((candidate) => candidate.role === role);
+    if (!table || !definition) throw new Error(`Keysmith: no ${role} table`);
+    // Writers also query the global indexes (the tenant's clients); readers use the base table only.
+    const indexArns =
+      access === 'readWrite' ? definition.globalIndexes.map((index) => `${table.tableArn}/index/${index.name}`) : [];
+    fn.addToRolePolicy(new PolicyStatement({ actions: READ_ACTIONS, resources: [table.tableArn, ...indexArns] }));
+    if (access === 'readWrite') fn.addToRolePolicy(new PolicyStatement({ actions: WRITE_ACTIONS, resources: [table.tableArn] }));
+    const stack = Stack.of(this);
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: access === 'read' ? TABLE_KEY_READ_ACTIONS : TABLE_KEY_WRITE_ACTIONS,
+        resources: [this.tableKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${stack.region}.${stack.urlSuffix}` } },
+      }),
+    );
+    fn.addEnvironment(TABLE_ENV[role], table.tableName);
+  }
+
+  /** Grants the Encryption SDK's use of the audit key, for audit records only, and sets the variable naming it. */
+  private bindAuditKey(fn: NodejsFunction, key: IKey): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [key.keyArn],
+        conditions: { StringEquals: { 'kms:EncryptionContext:purpose': AUDIT_ENCRYPTION_PURPOSE } },
+      }),
+    );
+    fn.addEnvironment('KEYSMITH_AUDIT_KMS_KEY_ARN', key.keyArn);
+  }
+
+  /** Builds the API's resources and methods from the route table. */
+  private addRoutes(): void {
+    const validator = this.api.addRequestValidator('PathValidator', {
+      validateRequestParameters: true,
+      validateRequestBody: false,
+    });
+    const integrations = new Map<RouteFunction, LambdaIntegration>();
+    for (const route of ROUTES) {
+      let integration = integrations.get(route.function);
+      if (!integration) {
+        integration = new LambdaIntegration(this.functionFor(route.function), { proxy: true, allowTestInvoke: false });
+        integrations.set(route.function, integration);
+      }
+      const requestParameters: Record<string, boolean> = {};
+      for (const [, name] of route.path.matchAll(/\{(\w+)\}/g)) requestParameters[`method.request.path.${name}`] = true;
+      const resource = this.api.root.resourceForPath(route.path);
+      const method = resource.addMethod(
+        route.method,
+        integration,
+        route.auth === 'none'
+          ? { authorizationType: AuthorizationType.NONE, requestValidator: validator, requestParameters }
+          : {
+              authorizationType: AuthorizationType.CUSTOM,
+              authorizer: this.authorizer,
+              requestValidator: validator,
+              requestParameters,
+            },
+      );
+      this.routeMethods.set(route.id, method);
+    }
+  }
+
+  private addAlarms(action: IAlarmAction | undefined): void {
+    const period = Duration.minutes(5);
+    const definitions: { id: string; description: string; metric: IMetric; threshold: number }[] = [
+      {
+        id: 'AuthorizerErrors',
+        description: 'The authorizer failed (not denied): callers got 503 authorizer_unavailable.',
+        metric: this.authorizerFunction.metricErrors({ period, statistic: 'Sum' }),
+        threshold: 1,
+      },
+      {
+        id: 'Api5xx',
+        description: 'The Keysmith API answered with 5xx.',
+        metric: this.api.metricServerError({ period, statistic: 'Sum' }),
+        threshold: 5,
+      },
+      ...(['authorizer', 'management', 'discovery'] as const).map((name) => ({
+        id: `${pascal(name)}Throttles`,
+        description: `Lambda throttled the ${name} function.`,
+        metric: this.functionFor(name).metricThrottles({ period, statistic: 'Sum' }),
+        threshold: 1,
+      })),
+    ];
+    for (const definition of definitions) {
+      const created = new Alarm(this, `${definition.id}Alarm`, {
+        alarmDescription: `Keysmith: ${definition.description}`,
+        metric: definition.metric,
+        threshold: definition.threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      if (action) created.addAlarmAction(action);
+      this.alarms.push(created);
+    }
+  }
+}
+
+function pascal(name: string): string {
+  return `${name[0]!.toUpperCase()}${name.slice(1)}`;
+}

@@ -1,0 +1,448 @@
+/**
+ * The Keysmith stack's security properties, read from the template the app synthesizes (bundled with the
+ * local esbuild, once for the file), and cdk-nag's AwsSolutions verdict on it.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { CfnRole } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ForbiddenError, ServiceUnavailableError, toProblem, UnauthorizedError } from '#shared/errors.ts';
+import { ROUTES } from '#shared/routes.ts';
+import { TABLE_DEFINITIONS } from '#shared/tables.ts';
+import { AUDIT_ENCRYPTION_PURPOSE, type Keysmith, type KeysmithFunctionName, type KeysmithProps } from '../../cdk/keysmith.ts';
+import { createKeysmithApp } from '../../cdk/keysmith-app.ts';
+import { KEYSMITH_OUTPUTS, KeysmithStack } from '../../cdk/keysmith-stack.ts';
+
+type Json = Record<string, any>;
+interface Statement {
+  Action: string | string[];
+  Resource: unknown;
+  Effect: string;
+  Condition?: Json;
+}
+
+const FUNCTIONS: KeysmithFunctionName[] = ['authorizer', 'management', 'discovery'];
+const WRITE_ACTION = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|ConditionCheckItem|\*)$/;
+
+let outdir: string;
+let stack: KeysmithStack;
+let keysmith: Keysmith;
+let template: Template;
+let resources: Record<string, Json>;
+let validationReport: { pluginReports: { pluginName: string; violations: { ruleName: string }[] }[] };
+
+const logicalId = (construct: IConstruct): string => stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+const ref = (construct: IConstruct) => ({ Ref: logicalId(construct) });
+const arnOf = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct), 'Arn'] });
+const actions = (statement: Statement): string[] => [statement.Action].flat();
+const resourcesOf = (statement: Statement): unknown[] => [statement.Resource].flat();
+const contains = (value: unknown, fragment: unknown): boolean => JSON.stringify(value).includes(JSON.stringify(fragment));
+
+function fn(name: KeysmithFunctionName) {
+  return keysmith.functionFor(name);
+}
+
+/** Every IAM statement attached to a function's execution role, from all its policies. */
+function roleStatements(name: KeysmithFunctionName): Statement[] {
+  const roleId = stack.getLogicalId(fn(name).role!.node.defaultChild as CfnRole);
+  const statements: Statement[] = [];
+  for (const resource of Object.values(resources)) {
+    if (resource.Type === 'AWS::IAM::Policy' && contains(resource.Properties.Roles, { Ref: roleId }))
+      statements.push(...resource.Properties.PolicyDocument.Statement);
+  }
+  const role = resources[roleId]!;
+  for (const policy of role.Properties.Policies ?? []) statements.push(...policy.PolicyDocument.Statement);
+  expect(role.Properties.ManagedPolicyArns ?? []).toEqual([]);
+  return statements;
+}
+
+function environment(name: KeysmithFunctionName): Record<string, unknown> {
+  return resources[logicalId(fn(name))]!.Properties.Environment.Variables;
+}
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'keysmith-cdk-'));
+  ({ stack } = createKeysmithApp({ outdir }));
+  keysmith = stack.keysmith;
+  const assembly = stack.node.root instanceof App ? stack.node.root.synth() : undefined;
+  if (!assembly) throw new Error('the stack is not in an App');
+  const json = assembly.getStackArtifact(stack.artifactId).template as Json;
+  template = Template.fromJSON(json);
+  resources = json.Resources;
+  validationReport = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
+});
+
+afterAll(() => {
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged finding, error or warning', () => {
+    const violations = validationReport.pluginReports.flatMap((report) =>
+      report.violations.map((violation) => `${report.pluginName}: ${violation.ruleName}`),
+    );
+    expect(violations).toEqual([]);
+  });
+
+  it('is really checking: an unrotated key in another app is reported', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keysmith-nag-'));
+    try {
+      const app = new App({ outdir: dir });
+      const probe = new Stack(app, 'Probe', { env: { region: 'us-east-1' } });
+      new Key(probe, 'Unrotated', { enableKeyRotation: false });
+      Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+      let failure: unknown;
+      try {
+        app.synth();
+      } catch (error) {
+        failure = error;
+      }
+      const report = readFileSync(join(dir, 'validation-report.json'), 'utf8');
+      expect(report).toContain('AwsSolutions-KMS5');
+      expect(failure).toBeDefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('encryption and data protection', () => {
+  it('rotates both KMS keys', () => {
+    for (const key of [keysmith.tableKey, keysmith.auditKey])
+      expect(resources[logicalId(key)]!.Properties.EnableKeyRotation).toBe(true);
+  });
+
+  it('creates every table of shared/tables.ts on demand, with PITR, deletion protection and SSE under the table key', () => {
+    for (const definition of TABLE_DEFINITIONS) {
+      const table = definition.role === 'main' ? keysmith.mainTable : keysmith.auditTable;
+      const properties = resources[logicalId(table)]!.Properties;
+      expect(properties.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(properties.KeySchema).toEqual([
+        { AttributeName: definition.partitionKey, KeyType: 'HASH' },
+        { AttributeName: definition.sortKey, KeyType: 'RANGE' },
+      ]);
+      expect((properties.GlobalSecondaryIndexes ?? []).map((index: Json) => index.IndexName)).toEqual(
+        definition.globalIndexes.map((index) => index.name),
+      );
+      expect(properties.SSESpecification).toEqual({ SSEEnabled: true, SSEType: 'KMS' });
+      const [replica] = properties.Replicas;
+      expect(replica.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(replica.DeletionProtectionEnabled).toBe(true);
+      expect(replica.SSESpecification).toEqual({ KMSMasterKeyId: arnOf(keysmith.tableKey) });
+      if (definition.timeToLiveAttribute)
+        expect(properties.TimeToLiveSpecification).toEqual({ AttributeName: definition.timeToLiveAttribute, Enabled: true });
+      else expect(properties.TimeToLiveSpecification).toBeUndefined();
+    }
+  });
+
+  it('retains tables and keys when they leave the stack', () => {
+    for (const construct of [keysmith.mainTable, keysmith.auditTable, keysmith.tableKey, keysmith.auditKey])
+      expect(resources[logicalId(construct)]!.DeletionPolicy).toBe('Retain');
+  });
+});
+
+describe('least privilege', () => {
+  it('gives no function a wildcard resource except for X-Ray, which has no resource-level permissions', () => {
+    for (const name of FUNCTIONS)
+      for (const statement of roleStatements(name)) {
+        if (resourcesOf(statement).includes('*'))
+          expect(actions(statement).every((action) => action.startsWith('xray:'))).toBe(true);
+        expect(actions(statement).some((action) => action.endsWith('*'))).toBe(false);
+      }
+  });
+
+  for (const name of ['authorizer', 'discovery'] as const) {
+    it(`lets the ${name} only read the main table and decrypt through DynamoDB`, () => {
+      const statements = roleStatements(name);
+      const all = statements.flatMap(actions);
+      expect(all.filter((action) => WRITE_ACTION.test(action))).toEqual([]);
+      expect(all.filter((action) => action.startsWith('kms:')).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey']);
+      expect(all).not.toContain('kms:GenerateDataKey');
+      for (const statement of statements.filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')))) {
+        expect(actions(statement).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+        expect(resourcesOf(statement)).toEqual([arnOf(keysmith.mainTable)]);
+      }
+      const kms = statements.find((s) => actions(s).includes('kms:Decrypt'))!;
+      expect(resourcesOf(kms)).toEqual([arnOf(keysmith.tableKey)]);
+      expect(JSON.stringify(kms.Condition?.StringEquals?.['kms:ViaService'])).toContain('dynamodb.us-east-1.');
+      expect(contains(statements, arnOf(keysmith.auditKey))).toBe(false);
+      expect(contains(statements, arnOf(keysmith.auditTable))).toBe(false);
+    });
+  }
+
+  it('lets the management function read and write both tables and query the byTenant index', () => {
+    const statements = roleStatements('management');
+    const allowed = (action: string, resource: unknown) =>
+      statements.some((s) => actions(s).includes(action) && contains(resourcesOf(s), resource));
+    for (const table of [keysmith.mainTable, keysmith.auditTable])
+      for (const action of [
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:ConditionCheckItem',
+      ])
+        expect(allowed(action, arnOf(table)), `${action} on ${table.node.id}`).toBe(true);
+    expect(allowed('dynamodb:DeleteItem', arnOf(keysmith.mainTable))).toBe(true);
+    const index = { 'Fn::Join': ['', [arnOf(keysmith.mainTable), '/index/byTenant']] };
+    expect(allowed('dynamodb:Query', index)).toBe(true);
+    expect(allowed('dynamodb:PutItem', index)).toBe(false);
+    expect(statements.flatMap(actions)).not.toContain('dynamodb:Scan');
+  });
+
+  it('lets the management function use the audit key only under the audit encryption context', () => {
+    const statements = roleStatements('management').filter((s) => contains(resourcesOf(s), arnOf(keysmith.auditKey)));
+    expect(statements.flatMap(actions).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    for (const statement of statements) {
+      expect(resourcesOf(statement)).toEqual([arnOf(keysmith.auditKey)]);
+      expect(statement.Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:purpose': AUDIT_ENCRYPTION_PURPOSE } });
+    }
+    // The table key is only ever used through DynamoDB.
+    for (const statement of roleStatements('management').filter((s) => contains(resourcesOf(s), arnOf(keysmith.tableKey))))
+      expect(statement.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
+  });
+
+  it('lets each function write logs only to its own log group', () => {
+    for (const name of FUNCTIONS) {
+      const logs = roleStatements(name).filter((s) => actions(s).some((a) => a.startsWith('logs:')));
+      expect(logs.flatMap(resourcesOf)).toEqual([arnOf(fn(name).logGroup)]);
+    }
+  });
+});
+
+describe('functions', () => {
+  it('run nodejs22.x on arm64 with X-Ray, source maps and a log group with explicit retention', () => {
+    for (const name of FUNCTIONS) {
+      const properties = resources[logicalId(fn(name))]!.Properties;
+      expect(properties.Runtime).toBe('nodejs22.x');
+      expect(properties.Architectures).toEqual(['arm64']);
+      expect(properties.TracingConfig).toEqual({ Mode: 'Active' });
+      expect(properties.Handler).toBe('index.handler');
+      expect(properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+      expect(properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).toBe('keysmith');
+      const logGroupId = properties.LoggingConfig.LogGroup.Ref;
+      expect(resources[logGroupId]!.Type).toBe('AWS::Logs::LogGroup');
+      expect(resources[logGroupId]!.Properties.RetentionInDays).toBe(90);
+    }
+  });
+
+  it('tells each function only about the tables and keys it may use', () => {
+    const main = ref(keysmith.mainTable);
+    const audit = ref(keysmith.auditTable);
+    for (const name of ['authorizer', 'discovery'] as const) {
+      const env = environment(name);
+      expect(env.KEYSMITH_MAIN_TABLE).toEqual(main);
+      expect(env).not.toHaveProperty('KEYSMITH_AUDIT_TABLE');
+      expect(env).not.toHaveProperty('KEYSMITH_AUDIT_KMS_KEY_ARN');
+    }
+    const management = environment('management');
+    expect(management.KEYSMITH_MAIN_TABLE).toEqual(main);
+    expect(management.KEYSMITH_AUDIT_TABLE).toEqual(audit);
+    expect(management.KEYSMITH_AUDIT_KMS_KEY_ARN).toEqual(arnOf(keysmith.auditKey));
+    expect(management).not.toHaveProperty('KEYSMITH_AUDIT_RETENTION_DAYS');
+  });
+
+  it('gives every function the same token rules and an issuer base built from the API id and stage name', () => {
+    for (const name of FUNCTIONS) {
+      const env = environment(name);
+      expect(env.KEYSMITH_MAX_TOKEN_LIFETIME).toBe('86400');
+      expect(env.KEYSMITH_REVOCATION_SECONDS).toBe('60');
+      expect(env.KEYSMITH_ISSUER_BASE).toEqual({
+        'Fn::Join': ['', ['https://', ref(keysmith.api), '.execute-api.us-east-1.', { Ref: 'AWS::URLSuffix' }, '/prod']],
+      });
+      expect(env.KEYSMITH_AUDIENCES).toEqual(env.KEYSMITH_ISSUER_BASE);
+      // A reference to the Stage here would make a cycle Function -> Stage -> Deployment -> Method -> Function.
+      expect(contains(env, ref(keysmith.api.deploymentStage))).toBe(false);
+    }
+  });
+});
+
+describe('REST API from the route table', () => {
+  it('has a method for every route, integrated with its function', () => {
+    const methods = Object.values(resources).filter((resource) => resource.Type === 'AWS::ApiGateway::Method');
+    expect(methods).toHaveLength(ROUTES.length);
+    for (const route of ROUTES) {
+      const method = keysmith.routeMethods.get(route.id)!;
+      expect(method.resource.path).toBe(route.path);
+      const properties = resources[logicalId(method)]!.Properties;
+      expect(properties.HttpMethod).toBe(route.method);
+      expect(properties.Integration.Type).toBe('AWS_PROXY');
+      expect(contains(properties.Integration.Uri, arnOf(fn(route.function)))).toBe(true);
+      for (const [, name] of route.path.matchAll(/\{(\w+)\}/g))
+        expect(properties.RequestParameters[`method.request.path.${name}`]).toBe(true);
+    }
+  });
+
+  it('puts the Keysmith TOKEN authorizer on every non-public route and on no public one', () => {
+    const authorizerId = logicalId(keysmith.authorizer);
+    for (const route of ROUTES) {
+      const properties = resources[logicalId(keysmith.routeMethods.get(route.id)!)]!.Properties;
+      if (route.auth === 'none') {
+        expect(properties.AuthorizationType, route.id).toBe('NONE');
+        expect(properties.AuthorizerId, route.id).toBeUndefined();
+      } else {
+        expect(properties.AuthorizationType, route.id).toBe('CUSTOM');
+        expect(properties.AuthorizerId, route.id).toEqual({ Ref: authorizerId });
+      }
+    }
+    const authorizer = resources[authorizerId]!.Properties;
+    expect(authorizer.Type).toBe('TOKEN');
+    expect(authorizer.IdentitySource).toBe('method.request.header.Authorization');
+    expect(authorizer.AuthorizerResultTtlInSeconds).toBe(0);
+    expect(contains(authorizer.AuthorizerUri, arnOf(fn('authorizer')))).toBe(true);
+  });
+
+  it('lets API Gateway invoke each function only from this API', () => {
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: arnOf(fn('authorizer')),
+      Principal: 'apigateway.amazonaws.com',
+      SourceArn: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([ref(keysmith.api)])] }),
+    });
+    for (const resource of Object.values(resources))
+      if (resource.Type === 'AWS::Lambda::Permission') {
+        expect(resource.Properties.Principal).toBe('apigateway.amazonaws.com');
+        expect(contains(resource.Properties.SourceArn, ref(keysmith.api))).toBe(true);
+      }
+  });
+
+  it('throttles the stage, traces it and writes access logs to a retained log group', () => {
+    const stage = resources[logicalId(keysmith.api.deploymentStage)]!.Properties;
+    expect(stage.StageName).toBe('prod');
+    expect(stage.TracingEnabled).toBe(true);
+    expect(stage.MethodSettings).toEqual([
+      expect.objectContaining({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }),
+    ]);
+    const accessLogs = stage.AccessLogSetting.DestinationArn['Fn::GetAtt'][0];
+    expect(resources[accessLogs]!.Properties.RetentionInDays).toBe(90);
+    expect(JSON.parse(stage.AccessLogSetting.Format)).toMatchObject({
+      requestId: '$context.requestId',
+      status: '$context.status',
+      authorizerError: '$context.authorizer.error',
+    });
+  });
+
+  it("answers API Gateway's own errors with the local server's problem+json", () => {
+    const responses = new Map<string, Json>();
+    for (const resource of Object.values(resources))
+      if (resource.Type === 'AWS::ApiGateway::GatewayResponse')
+        responses.set(resource.Properties.ResponseType, resource.Properties);
+    const expectations: [string, number, unknown][] = [
+      ['UNAUTHORIZED', 401, toProblem(new UnauthorizedError())],
+      ['ACCESS_DENIED', 403, toProblem(new ForbiddenError('access_denied', 'The client token does not allow this request.'))],
+      [
+        'AUTHORIZER_FAILURE',
+        503,
+        toProblem(new ServiceUnavailableError('authorizer_unavailable', 'The authorizer could not decide; retry later.')),
+      ],
+      [
+        'AUTHORIZER_CONFIGURATION_ERROR',
+        503,
+        toProblem(new ServiceUnavailableError('authorizer_unavailable', 'The authorizer could not decide; retry later.')),
+      ],
+    ];
+    for (const [type, status, problem] of expectations) {
+      const response = responses.get(type)!;
+      expect(response.StatusCode, type).toBe(String(status));
+      expect(JSON.parse(response.ResponseTemplates['application/json']), type).toEqual(problem);
+    }
+    const notFound = JSON.parse(responses.get('MISSING_AUTHENTICATION_TOKEN')!.ResponseTemplates['application/json']);
+    expect(notFound).toMatchObject({ status: 404, code: 'route_not_found', type: 'urn:keysmith:problem:route_not_found' });
+    expect(responses.get('MISSING_AUTHENTICATION_TOKEN')!.StatusCode).toBe('404');
+    for (const type of ['DEFAULT_4XX', 'DEFAULT_5XX', 'THROTTLED']) expect(responses.has(type), type).toBe(true);
+    for (const [type, response] of responses) {
+      expect(response.ResponseParameters['gatewayresponse.header.Content-Type'], type).toBe("'application/problem+json'");
+      // API Gateway substitutes $context.error.messageString with a quoted JSON string.
+      const body = JSON.parse(response.ResponseTemplates['application/json'].replaceAll('$context.error.messageString', '"msg"'));
+      expect(body.type, type).toBe(`urn:keysmith:problem:${body.code}`);
+      expect(String(body.status), type).toBe(response.StatusCode);
+      expect(typeof body.title === 'string' && typeof body.detail === 'string', type).toBe(true);
+    }
+  });
+});
+
+describe('alarms and outputs', () => {
+  it('alarms on authorizer errors, API 5xx and throttling of every function', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: ref(fn('authorizer')) }],
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ApiGateway', MetricName: '5XXError' });
+    for (const name of FUNCTIONS)
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Throttles',
+        Dimensions: [{ Name: 'FunctionName', Value: ref(fn(name)) }],
+      });
+  });
+
+  it('exports every output the CLI bootstrap and consumer stacks need', () => {
+    for (const output of KEYSMITH_OUTPUTS) template.hasOutput(output, { Export: { Name: `Keysmith-${output}` } });
+    template.hasOutput('AuthorizerFunctionArn', { Value: arnOf(fn('authorizer')) });
+    template.hasOutput('AuditKeyArn', { Value: arnOf(keysmith.auditKey) });
+    template.hasOutput('ApiUrl', {
+      Value: {
+        'Fn::Join': [
+          '',
+          [
+            'https://',
+            ref(keysmith.api),
+            '.execute-api.us-east-1.',
+            { Ref: 'AWS::URLSuffix' },
+            '/',
+            ref(keysmith.api.deploymentStage),
+          ],
+        ],
+      },
+    });
+  });
+});
+
+describe('props', () => {
+  /** A Keysmith in its own app, without bundling (the assets do not matter here). */
+  function configured(props: KeysmithProps): { stack: KeysmithStack; resources: Record<string, Json> } {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const variant = new KeysmithStack(app, 'Variant', { env: { region: 'eu-west-1' }, keysmith: props });
+    return { stack: variant, resources: Template.fromStack(variant).toJSON().Resources };
+  }
+
+  it('passes issuer, audiences, lifetimes, cache TTL and audit retention to the right places', () => {
+    const { stack: variant, resources: variantResources } = configured({
+      issuerBase: 'https://keys.example.com/',
+      audiences: ['https://api.example.com', 'https://keys.example.com'],
+      maxTokenLifetime: Duration.hours(1),
+      revocationBound: Duration.seconds(30),
+      authorizerCacheTtl: Duration.seconds(15),
+      auditRetentionDays: 400,
+    });
+    const env = (name: KeysmithFunctionName) =>
+      variantResources[variant.getLogicalId(variant.keysmith.functionFor(name).node.defaultChild as CfnElement)]!.Properties
+        .Environment.Variables;
+    for (const name of FUNCTIONS) {
+      expect(env(name)).toMatchObject({
+        KEYSMITH_ISSUER_BASE: 'https://keys.example.com',
+        KEYSMITH_AUDIENCES: 'https://api.example.com,https://keys.example.com',
+        KEYSMITH_MAX_TOKEN_LIFETIME: '3600',
+        KEYSMITH_REVOCATION_SECONDS: '30',
+      });
+    }
+    expect(env('management').KEYSMITH_AUDIT_RETENTION_DAYS).toBe('400');
+    expect(env('authorizer')).not.toHaveProperty('KEYSMITH_AUDIT_RETENTION_DAYS');
+    const authorizer = variantResources[variant.getLogicalId(variant.keysmith.authorizer.node.defaultChild as CfnElement)]!;
+    expect(authorizer.Properties.AuthorizerResultTtlInSeconds).toBe(15);
+  });
+
+  it('refuses values the functions would refuse at cold start', () => {
+    expect(() => configured({ revocationBound: Duration.millis(1500) })).toThrow(/revocationBound/);
+    expect(() => configured({ authorizerCacheTtl: Duration.hours(2) })).toThrow(/authorizerCacheTtl/);
+    expect(() => configured({ auditRetentionDays: 0 })).toThrow(/auditRetentionDays/);
+    expect(() => configured({ audiences: [] })).toThrow(/audiences/);
+  });
+});
