@@ -4,6 +4,7 @@
  */
 import { assertTenantAdmin } from './admins.ts';
 import type { AuditLog } from './audit.ts';
+import { identityContext } from './authorizer.ts';
 import type { KeysmithConfig } from './config.ts';
 import {
   InvalidRequestError,
@@ -144,14 +145,6 @@ export function keyView(key: AccessKey, nowMs: number) {
     ...(key.revokedAt ? { revokedAt: key.revokedAt } : {}),
   };
 }
-
-/** The identity as the authorizer's context carries it (contract §4): all values strings. */
-export const identityContext = (identity: CallerIdentity) => ({
-  clientId: identity.clientId,
-  tenantId: identity.tenantId,
-  keyId: identity.keyId,
-  scopes: identity.scopes.join(' '),
-});
 
 function need<T>(dependency: T | undefined, name: string): T {
   if (!dependency) throw new Error(`this function is not configured with ${name}`);

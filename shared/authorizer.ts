@@ -1,20 +1,28 @@
 /**
  * The authorizer's core, free of API Gateway: a client token in, an allow with the caller's identity or a
- * deny with a reason out. Store failures are thrown, never turned into an allow (fail closed).
+ * deny with a reason out. Directory failures are thrown, never turned into an allow (fail closed).
  *
- * Caches, all per warm container and bounded (LRU):
- * - clients with their keys (KeyObjects imported once), positive and negative, for the revocation bound;
- *   concurrent misses for one client share one DynamoDB request;
- * - tokens already verified, by SHA-256, until the earliest of their expiry, their key's expiry and the
- *   expiry of the client entry they were verified against, so a cached token never outlives revocation.
+ * Caches, all per warm container and LRU-bounded:
+ * - known clients with their keys (KeyObjects imported once), trusted for `revocationSeconds` from the moment
+ *   the read was sent: the revocation bound;
+ * - unknown clientIds, negatively, for the same time, in their own LRU so a flood of them cannot evict known clients;
+ * - unknown kids of a known client: the client is re-read at most once per `unknownKeyRefreshMs`, so a new key
+ *   works at once and a flood of random kids costs at most one read per client per interval;
+ * - concurrent misses for one client share one request;
+ * - verified tokens, by SHA-256, until the earliest of their expiry (plus skew), their key's expiry and the
+ *   expiry of the client state they were verified against. A token is also dropped as soon as a newer state of
+ *   its client is loaded, so a cached token never outlives the client state that allowed it.
  */
-import { createHash, type KeyObject } from 'node:crypto';
-import { publicKeyObject } from './access-key.ts';
+import { hash, type KeyObject } from 'node:crypto';
+import { algorithmOfKey, publicKeyObject } from './access-key.ts';
 import type { Algorithm, CallerIdentity, ClientWithKeys } from './model.ts';
 import {
-  checkClaims,
+  checkTimeAndAudience,
+  type DecodedToken,
   type DenyReason,
   decodeClientToken,
+  grantedScopes,
+  MAX_TOKEN_BYTES,
   type TokenPolicy,
   TokenRejectedError,
   verifySignature,
@@ -27,21 +35,50 @@ export interface KeyDirectory {
 
 export type AuthorizationResult = { allow: true; identity: CallerIdentity } | { allow: false; reason: DenyReason };
 
+/** Why the authorizer could not decide (logged by the handler, which then fails closed). */
+export type UnavailableReason = 'directory_throttled' | 'directory_timeout' | 'directory_error';
+
+/** The directory failed or did not answer in time: no decision is possible. Carries no token or key material. */
+export class AuthorizerUnavailableError extends Error {
+  override name = 'AuthorizerUnavailableError';
+  constructor(
+    readonly reason: UnavailableReason,
+    /** The name of the underlying error (e.g. `ThrottlingException`), never its message. */
+    readonly causeName: string,
+  ) {
+    super(`authorizer unavailable: ${reason}`);
+  }
+}
+
 /** Options of {@link Authorizer}. */
 export interface AuthorizerOptions {
   directory: KeyDirectory;
   policy: TokenPolicy;
   /** How long a client's state is trusted, in seconds: the revocation bound. */
   revocationSeconds: number;
-  /** Clients (and unknown clientIds) kept in memory. @default 10000 */
+  /** Known clients kept in memory. @default 10000 */
   maxCachedClients?: number;
+  /** Unknown clientIds remembered (negative cache). @default 10000 */
+  maxUnknownClients?: number;
   /** Verified tokens kept in memory. @default 10000 */
   maxCachedTokens?: number;
   /** A known client is re-read for an unknown kid at most this often, so a new key works at once. @default 1000 */
   unknownKeyRefreshMs?: number;
+  /** A directory read taking longer than this fails (closed). @default 3000 */
+  directoryTimeoutMs?: number;
   /** The clock, in ms. @default Date.now */
   now?: () => number;
 }
+
+/** The identity as the authorizer's context carries it (contract §4): all values strings, scopes space-separated. */
+export const identityContext = (
+  identity: CallerIdentity,
+): { clientId: string; tenantId: string; keyId: string; scopes: string } => ({
+  clientId: identity.clientId,
+  tenantId: identity.tenantId,
+  keyId: identity.keyId,
+  scopes: identity.scopes.join(' '),
+});
 
 interface CachedKey {
   algorithm: Algorithm;
@@ -63,10 +100,13 @@ interface ClientEntry {
   state: ClientState | undefined;
   loadedAt: number;
   expiresAt: number;
+  /** Set when a newer state of the client has been loaded: tokens verified against this one are dropped. */
+  superseded: boolean;
 }
 
 interface TokenEntry {
-  identity: CallerIdentity;
+  result: AuthorizationResult;
+  entry: ClientEntry;
   validUntil: number;
 }
 
@@ -95,18 +135,39 @@ class Lru<K, V> {
   }
 }
 
+const deny = (reason: DenyReason): AuthorizationResult => ({ allow: false, reason });
+
 function toState(found: ClientWithKeys): ClientState {
   const keys = new Map<string, CachedKey>();
   for (const k of found.keys) {
+    const key = publicKeyObject(k.publicKey);
+    // A stored algorithm that does not follow from the key itself is an inconsistent record: never verify with it.
+    if (algorithmOfKey(key) !== k.algorithm) throw new Error('stored key algorithm does not match its key');
     keys.set(k.keyId, {
       algorithm: k.algorithm,
-      key: publicKeyObject(k.publicKey),
+      key,
       revoked: k.status !== 'active',
       expiresAtMs: k.expiresAt ? Date.parse(k.expiresAt) : Number.POSITIVE_INFINITY,
     });
   }
   const { clientId, tenantId, enabled, scopes } = found.client;
-  return { clientId, tenantId, enabled, scopes, keys };
+  return { clientId, tenantId, enabled, scopes: [...scopes], keys };
+}
+
+const THROTTLING = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+]);
+
+function unavailable(error: unknown): AuthorizerUnavailableError {
+  if (error instanceof AuthorizerUnavailableError) return error;
+  const name = typeof (error as Error)?.name === 'string' ? (error as Error).name : 'Unknown';
+  if (THROTTLING.has(name)) return new AuthorizerUnavailableError('directory_throttled', name);
+  if (/timeout|timedout|abort/i.test(name) || (error as { code?: string })?.code === 'ETIMEDOUT')
+    return new AuthorizerUnavailableError('directory_timeout', name);
+  return new AuthorizerUnavailableError('directory_error', name);
 }
 
 export class Authorizer {
@@ -114,8 +175,10 @@ export class Authorizer {
   private readonly policy: TokenPolicy;
   private readonly ttlMs: number;
   private readonly unknownKeyRefreshMs: number;
+  private readonly directoryTimeoutMs: number;
   private readonly now: () => number;
   private readonly clients: Lru<string, ClientEntry>;
+  private readonly unknownClients: Lru<string, ClientEntry>;
   private readonly tokens: Lru<string, TokenEntry>;
   private readonly inFlight = new Map<string, Promise<ClientEntry>>();
 
@@ -124,76 +187,140 @@ export class Authorizer {
     this.policy = options.policy;
     this.ttlMs = options.revocationSeconds * 1000;
     this.unknownKeyRefreshMs = options.unknownKeyRefreshMs ?? 1000;
+    this.directoryTimeoutMs = options.directoryTimeoutMs ?? 3000;
     this.now = options.now ?? Date.now;
     this.clients = new Lru(options.maxCachedClients ?? 10_000);
+    this.unknownClients = new Lru(options.maxUnknownClients ?? 10_000);
     this.tokens = new Lru(options.maxCachedTokens ?? 10_000);
   }
 
-  /** Decides on a bearer token. Throws only when the decision cannot be made (the store failed). */
+  /**
+   * Decides on a bearer token. Throws {@link AuthorizerUnavailableError} only when no decision can be made
+   * (the directory failed or timed out); never allows in that case.
+   */
   async authorize(token: string): Promise<AuthorizationResult> {
-    const now = this.now();
-    const tokenKey = createHash('sha256').update(token).digest('base64url');
+    if (token.length === 0) return deny('missing_token');
+    if (token.length > MAX_TOKEN_BYTES) return deny('token_too_large');
+    let now = this.now();
+    // One-shot hash: several times cheaper than createHash() on this path.
+    const tokenKey = hash('sha256', token, 'base64');
     const cached = this.tokens.get(tokenKey);
-    if (cached) {
-      if (cached.validUntil > now) return { allow: true, identity: cached.identity };
+    if (cached !== undefined) {
+      if (cached.validUntil > now && !cached.entry.superseded) return cached.result;
       this.tokens.delete(tokenKey);
     }
+
+    let decoded: DecodedToken;
     try {
-      const decoded = decodeClientToken(token, this.policy.issuerBase);
-      let entry = await this.clientEntry(decoded.clientId, now);
-      if (entry.state && !entry.state.keys.has(decoded.keyId) && now - entry.loadedAt >= this.unknownKeyRefreshMs)
-        entry = await this.load(decoded.clientId);
-      const state = entry.state;
-      if (!state) return { allow: false, reason: 'unknown_client' };
-      if (!state.enabled) return { allow: false, reason: 'client_disabled' };
-      const key = state.keys.get(decoded.keyId);
-      if (!key) return { allow: false, reason: 'unknown_key' };
-      if (key.revoked) return { allow: false, reason: 'key_revoked' };
-      if (key.expiresAtMs <= now) return { allow: false, reason: 'key_expired' };
-      if (decoded.algorithm !== key.algorithm) return { allow: false, reason: 'algorithm_mismatch' };
-      if (!verifySignature(key.algorithm, key.key, decoded.signingInput, decoded.signature))
-        return { allow: false, reason: 'invalid_signature' };
-      const scopes = checkClaims(decoded.payload, this.policy, state.scopes, Math.floor(now / 1000));
-      const identity: CallerIdentity = { clientId: state.clientId, tenantId: state.tenantId, keyId: decoded.keyId, scopes };
-      const exp = decoded.payload.exp as number;
-      this.tokens.set(tokenKey, {
-        identity,
-        validUntil: Math.min((exp + this.policy.clockSkewSeconds) * 1000, key.expiresAtMs, entry.expiresAt),
-      });
-      return { allow: true, identity };
+      decoded = decodeClientToken(token, this.policy.issuerBase);
+      // Claims that need no key are checked before any read: an expired or misdirected token costs no I/O.
+      checkTimeAndAudience(decoded.payload, this.policy, Math.floor(now / 1000));
     } catch (error) {
-      if (error instanceof TokenRejectedError) return { allow: false, reason: error.reason };
+      if (error instanceof TokenRejectedError) return deny(error.reason);
       throw error;
     }
+
+    const cachedEntry = this.cachedEntry(decoded.clientId, now);
+    const read =
+      cachedEntry === undefined ||
+      (cachedEntry.state !== undefined &&
+        !cachedEntry.state.keys.has(decoded.keyId) &&
+        now - cachedEntry.loadedAt >= this.unknownKeyRefreshMs);
+    let entry: ClientEntry;
+    if (read) {
+      entry = await this.load(decoded.clientId);
+      now = this.now();
+    } else entry = cachedEntry;
+
+    const state = entry.state;
+    if (!state) return deny('unknown_client');
+    if (!state.enabled) return deny('client_disabled');
+    const key = state.keys.get(decoded.keyId);
+    if (!key) return deny('unknown_key');
+    if (key.revoked) return deny('key_revoked');
+    if (key.expiresAtMs <= now) return deny('key_expired');
+    if (decoded.algorithm !== key.algorithm) return deny('algorithm_mismatch');
+    if (!verifySignature(key.algorithm, key.key, decoded.signingInput, decoded.signature)) return deny('invalid_signature');
+    let scopes: string[];
+    try {
+      // Time may have passed while the client was read.
+      if (read) checkTimeAndAudience(decoded.payload, this.policy, Math.floor(now / 1000));
+      scopes = grantedScopes(decoded.payload, state.scopes);
+    } catch (error) {
+      if (error instanceof TokenRejectedError) return deny(error.reason);
+      throw error;
+    }
+
+    const identity: CallerIdentity = Object.freeze({
+      clientId: state.clientId,
+      tenantId: state.tenantId,
+      keyId: decoded.keyId,
+      scopes: Object.freeze(scopes) as string[],
+    });
+    const result: AuthorizationResult = Object.freeze({ allow: true, identity });
+    const exp = decoded.payload.exp as number;
+    const validUntil = Math.min((exp + this.policy.clockSkewSeconds) * 1000, key.expiresAtMs, entry.expiresAt);
+    if (validUntil > now) this.tokens.set(tokenKey, { result, entry, validUntil });
+    return result;
   }
 
-  private async clientEntry(clientId: string, now: number): Promise<ClientEntry> {
-    const entry = this.clients.get(clientId);
-    if (entry && entry.expiresAt > now) return entry;
-    return this.load(clientId);
+  private cachedEntry(clientId: string, now: number): ClientEntry | undefined {
+    const entry = this.clients.get(clientId) ?? this.unknownClients.get(clientId);
+    return entry !== undefined && entry.expiresAt > now ? entry : undefined;
   }
 
-  /** Reads a client from the store; concurrent calls for one client share one request. */
+  /** Reads a client from the directory; concurrent calls for one client share one request. */
   private load(clientId: string): Promise<ClientEntry> {
     const pending = this.inFlight.get(clientId);
     if (pending) return pending;
-    const loading = (async () => {
-      try {
-        const loadedAt = this.now();
-        const found = await this.directory.getClientWithKeys(clientId);
-        const entry: ClientEntry = { state: found ? toState(found) : undefined, loadedAt, expiresAt: loadedAt + this.ttlMs };
-        this.clients.set(clientId, entry);
+    // Trusted from before the read was sent: the data can only be newer than this.
+    const loadedAt = this.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AuthorizerUnavailableError('directory_timeout', 'AuthorizerTimeout')),
+        this.directoryTimeoutMs,
+      );
+      timer.unref?.();
+    });
+    let read: Promise<ClientWithKeys | undefined>;
+    try {
+      read = this.directory.getClientWithKeys(clientId);
+    } catch (error) {
+      read = Promise.reject(error);
+    }
+    const loading = Promise.race([read, timeout])
+      .then((found) => {
+        const entry: ClientEntry = {
+          state: found ? toState(found) : undefined,
+          loadedAt,
+          expiresAt: loadedAt + this.ttlMs,
+          superseded: false,
+        };
+        const previous = this.clients.get(clientId) ?? this.unknownClients.get(clientId);
+        if (previous) previous.superseded = true;
+        if (entry.state) {
+          this.unknownClients.delete(clientId);
+          this.clients.set(clientId, entry);
+        } else {
+          this.clients.delete(clientId);
+          this.unknownClients.set(clientId, entry);
+        }
         return entry;
-      } finally {
+      })
+      .catch((error: unknown) => {
+        throw unavailable(error);
+      })
+      .finally(() => {
+        clearTimeout(timer);
         this.inFlight.delete(clientId);
-      }
-    })();
+      });
     this.inFlight.set(clientId, loading);
     return loading;
   }
 
-  /** How many clients and tokens are cached (for tests and benchmarks). */
-  cacheSizes(): { clients: number; tokens: number } {
-    return { clients: this.clients.size, tokens: this.tokens.size };
+  /** How many clients, unknown clientIds and tokens are cached (for tests and benchmarks). */
+  cacheSizes(): { clients: number; unknownClients: number; tokens: number } {
+    return { clients: this.clients.size, unknownClients: this.unknownClients.size, tokens: this.tokens.size };
   }
 }

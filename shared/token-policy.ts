@@ -71,12 +71,24 @@ function reject(reason: DenyReason): never {
   throw new TokenRejectedError(reason);
 }
 
-/** Decodes a base64url segment, refusing padding and non-canonical encodings (two strings, one meaning). */
+/** The 6-bit value of a base64url character (the caller has checked the alphabet). */
+function sextet(code: number): number {
+  if (code >= 97) return code - 71; // a-z: 26..51
+  if (code >= 65) return code === 95 ? 63 : code - 65; // A-Z: 0..25, '_': 63
+  return code === 45 ? 62 : code + 4; // '-': 62, 0-9: 52..61
+}
+
+/**
+ * Decodes a base64url segment, refusing padding and non-canonical encodings (two strings, one meaning): a length
+ * of 1 mod 4 is impossible, and the unused low bits of the last character must be zero.
+ */
 function decodeSegment(segment: string): Buffer {
   if (!BASE64URL.test(segment)) reject('malformed_token');
-  const bytes = Buffer.from(segment, 'base64url');
-  if (bytes.toString('base64url') !== segment) reject('malformed_token');
-  return bytes;
+  const remainder = segment.length & 3;
+  if (remainder === 1) reject('malformed_token');
+  if (remainder !== 0 && (sextet(segment.charCodeAt(segment.length - 1)) & (remainder === 2 ? 0x0f : 0x03)) !== 0)
+    reject('malformed_token');
+  return Buffer.from(segment, 'base64url');
 }
 
 function decodeJsonObject(segment: string): Record<string, unknown> {
@@ -101,20 +113,20 @@ export const issuerOf = (issuerBase: string, clientId: string): string => `${iss
 export function decodeClientToken(token: string, issuerBase: string): DecodedToken {
   if (token.length === 0) reject('missing_token');
   if (token.length > MAX_TOKEN_BYTES) reject('token_too_large');
-  const segments = token.split('.');
-  if (segments.length !== 3) reject('malformed_token');
-  const [headerSegment, payloadSegment, signatureSegment] = segments as [string, string, string];
+  const firstDot = token.indexOf('.');
+  const secondDot = firstDot < 0 ? -1 : token.indexOf('.', firstDot + 1);
+  if (secondDot < 0 || token.indexOf('.', secondDot + 1) >= 0) reject('malformed_token');
+  const headerSegment = token.slice(0, firstDot);
 
-  const header = decodeJsonObject(headerSegment);
-  const alg = header.alg;
-  if (typeof alg !== 'string' || !ALGORITHM_SET.has(alg)) reject('unsupported_alg');
-  if (header.typ !== undefined && (typeof header.typ !== 'string' || !ALLOWED_TYP.has(header.typ))) reject('unsupported_typ');
-  if (header.crit !== undefined) reject('crit_not_supported');
-  if (header.b64 !== undefined) reject('crit_not_supported');
-  const kid = header.kid;
-  if (typeof kid !== 'string' || !KEY_ID.test(kid)) reject('missing_kid');
+  let header = headerCache.get(headerSegment);
+  if (header === undefined) {
+    header = checkHeader(headerSegment);
+    // Headers repeat (one per key), so their checked form is memoized; the map is bounded by clearing it.
+    if (headerCache.size >= HEADER_CACHE_SIZE) headerCache.clear();
+    headerCache.set(headerSegment, header);
+  }
 
-  const payload = decodeJsonObject(payloadSegment);
+  const payload = decodeJsonObject(token.slice(firstDot + 1, secondDot));
   const iss = payload.iss;
   const prefix = `${issuerBase}/v1/clients/`;
   if (typeof iss !== 'string' || !iss.startsWith(prefix)) reject('invalid_issuer');
@@ -124,12 +136,34 @@ export function decodeClientToken(token: string, issuerBase: string): DecodedTok
 
   return {
     clientId,
-    keyId: kid,
-    algorithm: alg as Algorithm,
+    keyId: header.keyId,
+    algorithm: header.algorithm,
     payload,
-    signingInput: `${headerSegment}.${payloadSegment}`,
-    signature: decodeSegment(signatureSegment),
+    signingInput: token.slice(0, secondDot),
+    signature: decodeSegment(token.slice(secondDot + 1)),
   };
+}
+
+/** A header that passed {@link checkHeader}: all a token's header decides. */
+interface CheckedHeader {
+  algorithm: Algorithm;
+  keyId: string;
+}
+
+const HEADER_CACHE_SIZE = 1024;
+const headerCache = new Map<string, CheckedHeader>();
+
+/** Checks a header segment (a pure function of it, so its result can be memoized). */
+function checkHeader(headerSegment: string): CheckedHeader {
+  const header = decodeJsonObject(headerSegment);
+  const alg = header.alg;
+  if (typeof alg !== 'string' || !ALGORITHM_SET.has(alg)) reject('unsupported_alg');
+  if (header.typ !== undefined && (typeof header.typ !== 'string' || !ALLOWED_TYP.has(header.typ))) reject('unsupported_typ');
+  if (header.crit !== undefined) reject('crit_not_supported');
+  if (header.b64 !== undefined) reject('crit_not_supported');
+  const kid = header.kid;
+  if (typeof kid !== 'string' || !KEY_ID.test(kid)) reject('missing_kid');
+  return { algorithm: alg as Algorithm, keyId: kid };
 }
 
 /** Verifies the JWS signature with the key's own algorithm (the token's `alg` has already been matched to it). */
@@ -152,16 +186,11 @@ export function verifySignature(algorithm: Algorithm, key: KeyObject, signingInp
 const isNumericDate = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 
 /**
- * Checks the time, audience and scope claims and returns the scopes the token grants
- * (its `scope`, which must be a subset of the client's; or all the client's scopes when absent).
+ * Checks the time claims (`exp`, `iat` required; `nbf` honoured; lifetime bounded; clock skew allowed) and the
+ * audience. Needs no key, so the authorizer runs it before any I/O: an expired or misdirected token costs no read.
  */
-export function checkClaims(
-  payload: Record<string, unknown>,
-  policy: TokenPolicy,
-  clientScopes: readonly string[],
-  nowSeconds: number,
-): string[] {
-  const { exp, iat, nbf, aud, scope } = payload;
+export function checkTimeAndAudience(payload: Record<string, unknown>, policy: TokenPolicy, nowSeconds: number): void {
+  const { exp, iat, nbf, aud } = payload;
   if (exp === undefined || iat === undefined) reject('missing_claim');
   if (!isNumericDate(exp) || !isNumericDate(iat)) reject('invalid_claim');
   if (nbf !== undefined && !isNumericDate(nbf)) reject('invalid_claim');
@@ -172,14 +201,43 @@ export function checkClaims(
   if (exp <= iat) reject('invalid_claim');
   if (exp - iat > policy.maxTokenLifetimeSeconds) reject('lifetime_too_long');
 
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
-  if (!audiences || audiences.length === 0 || !audiences.every((a) => typeof a === 'string')) reject('invalid_audience');
-  if (!audiences.some((a) => policy.audiences.includes(a))) reject('invalid_audience');
+  if (typeof aud === 'string') {
+    if (!policy.audiences.includes(aud)) reject('invalid_audience');
+    return;
+  }
+  if (!Array.isArray(aud) || aud.length === 0) reject('invalid_audience');
+  let allowed = false;
+  for (const a of aud) {
+    if (typeof a !== 'string') reject('invalid_audience');
+    if (policy.audiences.includes(a)) allowed = true;
+  }
+  if (!allowed) reject('invalid_audience');
+}
 
+/**
+ * The scopes a token grants: its `scope` (space-separated), which must be a subset of the client's, without
+ * duplicates; or all the client's scopes when absent.
+ */
+export function grantedScopes(payload: Record<string, unknown>, clientScopes: readonly string[]): string[] {
+  const scope = payload.scope;
   if (scope === undefined) return [...clientScopes];
   if (typeof scope !== 'string') reject('invalid_claim');
   const requested = scope.split(' ').filter((s) => s.length > 0);
   if (requested.length === 0) reject('invalid_claim');
   for (const s of requested) if (!clientScopes.includes(s)) reject('scope_not_allowed');
   return [...new Set(requested)];
+}
+
+/**
+ * Checks the time, audience and scope claims and returns the scopes the token grants
+ * (its `scope`, which must be a subset of the client's; or all the client's scopes when absent).
+ */
+export function checkClaims(
+  payload: Record<string, unknown>,
+  policy: TokenPolicy,
+  clientScopes: readonly string[],
+  nowSeconds: number,
+): string[] {
+  checkTimeAndAudience(payload, policy, nowSeconds);
+  return grantedScopes(payload, clientScopes);
 }

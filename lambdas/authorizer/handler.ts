@@ -1,7 +1,10 @@
 /**
  * Keysmith's Lambda authorizer (contract §3, §4). One core, three thin adapters: REST API TOKEN and
  * REQUEST authorizers (IAM policy) and HTTP API payload 2.0 authorizers (simple response).
- * It fails closed: a deny is a 401; its own failure is an error API Gateway turns into a 5xx, never an allow.
+ * It fails closed: a deny is a 401 (`Unauthorized`) or `isAuthorized: false`; its own failure is a thrown error
+ * API Gateway turns into a 5xx, never an allow. Logs carry reason codes, never the token.
+ *
+ * It imports the core and its wiring, not the management API (no zod, no audit), so the bundle stays small.
  */
 import type {
   APIGatewayAuthorizerResult,
@@ -9,10 +12,10 @@ import type {
   APIGatewayRequestAuthorizerEventV2,
   APIGatewayTokenAuthorizerEvent,
 } from 'aws-lambda';
-import { identityContext } from '#shared/api.ts';
-import type { Authorizer } from '#shared/authorizer.ts';
+import { type Authorizer, AuthorizerUnavailableError, identityContext } from '#shared/authorizer.ts';
 import { loadConfig } from '#shared/config.ts';
 import { logger } from '#shared/logger.ts';
+import { MAX_TOKEN_BYTES } from '#shared/token-policy.ts';
 import { createAuthorizer } from '#shared/wiring.ts';
 
 export type AuthorizerEvent =
@@ -29,21 +32,30 @@ export interface SimpleAuthorizerResult {
 const isHttpApi = (event: AuthorizerEvent): event is APIGatewayRequestAuthorizerEventV2 =>
   (event as APIGatewayRequestAuthorizerEventV2).version === '2.0';
 
-/** The bearer token of an `Authorization` header value, or undefined. */
+/** `Bearer ` and a few spaces around the token: longer headers hold a token over the limit. */
+const MAX_HEADER_LENGTH = MAX_TOKEN_BYTES + 64;
+
+/** The bearer token of an `Authorization` header value, or undefined. Oversized values are returned unparsed. */
 export function bearerToken(value: string | undefined): string | undefined {
   if (!value) return undefined;
+  // Too long to hold an acceptable token: hand it on so the core refuses it by size, without running a regex over it.
+  if (value.length > MAX_HEADER_LENGTH) return value;
   const match = /^Bearer +([^ ]+) *$/i.exec(value);
   return match?.[1];
 }
 
 function authorizationHeader(headers: Record<string, string | undefined> | null | undefined): string | undefined {
-  for (const [name, value] of Object.entries(headers ?? {})) if (name.toLowerCase() === 'authorization') return value;
+  if (!headers) return undefined;
+  const direct = headers.authorization ?? headers.Authorization;
+  if (direct !== undefined) return direct;
+  for (const name in headers) if (name.toLowerCase() === 'authorization') return headers[name];
   return undefined;
 }
 
 /** Allows the whole stage (`.../stage/*`), so API Gateway's result cache serves every route of the API. */
 function stageWildcard(methodArn: string): string {
   const [apiArn, stage] = methodArn.split('/');
+  if (!apiArn || !stage) throw new Error('methodArn is not an execute-api ARN');
   return `${apiArn}/${stage}/*`;
 }
 
@@ -57,8 +69,10 @@ export function createAuthorizerHandler(authorizer: Authorizer) {
     try {
       result = token ? await authorizer.authorize(token) : { allow: false, reason: 'missing_token' };
     } catch (error) {
-      // Fail closed: no decision can be made, so API Gateway answers with its own error, never an allow.
-      logger.error('authorizer failed', { reason: 'store_unavailable', errorName: (error as Error)?.name });
+      // Fail closed: no decision can be made, so API Gateway answers with its own 5xx, never an allow.
+      const reason = error instanceof AuthorizerUnavailableError ? error.reason : 'authorizer_error';
+      const errorName = error instanceof AuthorizerUnavailableError ? error.causeName : (error as Error)?.name;
+      logger.error('authorizer unavailable', { reason, errorName });
       throw new Error('authorizer unavailable');
     }
     if (!result.allow) {
@@ -79,4 +93,7 @@ export function createAuthorizerHandler(authorizer: Authorizer) {
   };
 }
 
-export const handler = createAuthorizerHandler(createAuthorizer(loadConfig()));
+/** The authorizer on the configured table and token rules, built once per container so its caches stay warm. */
+export const authorizer = createAuthorizer(loadConfig());
+
+export const handler = createAuthorizerHandler(authorizer);
