@@ -14,4 +14,5 @@ Object.assign(process.env, {
   KEYSMITH_ISSUER_BASE: 'http://keysmith.test',
   KEYSMITH_AUDIENCES: 'http://keysmith.test,https://api.example.test',
   POWERTOOLS_LOG_LEVEL: 'SILENT',
+  POWERTOOLS_METRICS_DISABLED: 'true',
 });

@@ -6,6 +6,8 @@
  *
  * It imports the core and its wiring, not the management API (no zod, no audit), so the bundle stays small.
  */
+
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type {
   APIGatewayAuthorizerResult,
   APIGatewayRequestAuthorizerEvent,
@@ -59,8 +61,17 @@ function stageWildcard(methodArn: string): string {
   return `${apiArn}/${stage}/*`;
 }
 
-/** Builds the Lambda handler around an authorizer core (tests pass their own). */
-export function createAuthorizerHandler(authorizer: Authorizer) {
+/** Counts denials and failures by reason code (CloudWatch EMF): a spike of `invalid_signature` is worth a look. */
+const defaultMetrics = new Metrics({ namespace: 'Keysmith', serviceName: 'keysmith-authorizer' });
+
+function count(metrics: Metrics, name: 'Denied' | 'Unavailable', reason: string): void {
+  const metric = metrics.singleMetric();
+  metric.addDimension('reason', reason);
+  metric.addMetric(name, MetricUnit.Count, 1);
+}
+
+/** Builds the Lambda handler around an authorizer core (tests pass their own core and metrics). */
+export function createAuthorizerHandler(authorizer: Authorizer, { metrics = defaultMetrics }: { metrics?: Metrics } = {}) {
   return async function handler(event: AuthorizerEvent): Promise<APIGatewayAuthorizerResult | SimpleAuthorizerResult> {
     const header =
       event.type === 'TOKEN' ? (event as APIGatewayTokenAuthorizerEvent).authorizationToken : authorizationHeader(event.headers);
@@ -73,10 +84,12 @@ export function createAuthorizerHandler(authorizer: Authorizer) {
       const reason = error instanceof AuthorizerUnavailableError ? error.reason : 'authorizer_error';
       const errorName = error instanceof AuthorizerUnavailableError ? error.causeName : (error as Error)?.name;
       logger.error('authorizer unavailable', { reason, errorName });
+      count(metrics, 'Unavailable', reason);
       throw new Error('authorizer unavailable');
     }
     if (!result.allow) {
       logger.info('denied', { reason: result.reason });
+      count(metrics, 'Denied', result.reason);
       if (isHttpApi(event)) return { isAuthorized: false };
       throw new Error('Unauthorized');
     }
