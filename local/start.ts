@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     const server = await createLocalServer({ onRequest: (line) => console.log(line) });
     await new Promise<void>((listening, failed) => {
       server.once('error', failed);
-      server.listen(port, listening);
+      // Loopback only unless KEYSMITH_HOST says otherwise: the local admin key must not be reachable from the network.
+      server.listen(port, process.env.KEYSMITH_HOST || '127.0.0.1', listening);
     });
     writeFileSync(pidFile, String(process.pid));
     const baseUrl = `http://localhost:${port}`;
