@@ -1,21 +1,11 @@
 /** `keysmith clients create|list|show|update|delete`. */
+import type { clientView } from '#shared/api.ts';
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
 import { type Command, type OptionValues, stringOption, stringsOption } from '../command.ts';
 import { type Context, printJson, printTable, UsageError } from '../context.ts';
 
-/** A client as the API returns it. */
-interface ClientView {
-  clientId: string;
-  tenantId: string;
-  name: string;
-  description?: string;
-  scopes: string[];
-  tags: Record<string, string>;
-  enabled: boolean;
-  createdAt: string;
-  updatedAt: string;
-  issuer: string;
-}
+/** A client as the API returns it (the API's own view type, so the two cannot drift). */
+type ClientView = ReturnType<typeof clientView>;
 
 const clientsPath = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)}/clients`;
 const clientPath = (tenant: string, clientId: string) => `${clientsPath(tenant)}/${encodeURIComponent(clientId)}`;

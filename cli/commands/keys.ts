@@ -1,22 +1,12 @@
 /** `keysmith keys create|list|revoke`. */
+import type { keyView } from '#shared/api.ts';
 import { ALGORITHMS } from '#shared/model.ts';
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
 import { type Command, stringOption } from '../command.ts';
 import { printJson, printTable, readUserFile, UsageError } from '../context.ts';
 
-/** A key as the API returns it (never a private key; `accessKey` only in the create answer). */
-interface KeyView {
-  keyId: string;
-  clientId: string;
-  algorithm: string;
-  publicKey: Record<string, unknown>;
-  origin: string;
-  status: string;
-  createdAt: string;
-  expiresAt?: string;
-  revokedAt?: string;
-  accessKey?: string;
-}
+/** A key as the API returns it (the API's own view type; `accessKey` only in the create answer). */
+type KeyView = ReturnType<typeof keyView> & { accessKey?: string };
 
 const keysPath = (tenant: string, clientId: string) =>
   `/v1/tenants/${encodeURIComponent(tenant)}/clients/${encodeURIComponent(clientId)}/access-keys`;
