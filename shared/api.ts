@@ -18,7 +18,7 @@ import {
   UnsupportedMediaTypeError,
 } from './errors.ts';
 import { type AccessKey, ALGORITHMS, type CallerIdentity, isKeyActive, type ServiceClient } from './model.ts';
-import type { Route } from './routes.ts';
+import type { Route, RouteId } from './routes.ts';
 import {
   auditQuery,
   createClientBody,
@@ -151,6 +151,8 @@ function need<T>(dependency: T | undefined, name: string): T {
   return dependency;
 }
 
+const ROUTES_WITH_QUERY: ReadonlySet<RouteId> = new Set(['listClients', 'listKeys', 'listAuditEvents']);
+
 async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Result> {
   const { route } = request;
   const caller = request.caller;
@@ -161,14 +163,13 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
   const meta = { requestId: request.requestId, sourceIp: request.sourceIp };
   const issuerBase = deps.config.issuerBase;
   const now = Date.now();
-  const withoutQuery = () => parseInput(emptyQuery, request.query, 'query');
+  // Routes without query parameters of their own refuse any, like every other unknown input.
+  if (!ROUTES_WITH_QUERY.has(route.id)) parseInput(emptyQuery, request.query, 'query');
 
   switch (route.id) {
     case 'health':
-      withoutQuery();
       return json(200, { status: 'ok' });
     case 'whoami':
-      withoutQuery();
       return json(200, identityContext(caller as CallerIdentity));
     case 'createClient': {
       const body = parseInput(createClientBody, parseBody(request, true), 'body');
@@ -184,7 +185,6 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       });
     }
     case 'getClient':
-      withoutQuery();
       return json(
         200,
         clientView(await need(deps.service, 'service').getClient(tenantId, param(request, 'clientId')), issuerBase),
@@ -232,7 +232,6 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       return json(200, page);
     }
     case 'openidConfiguration': {
-      withoutQuery();
       const clientId = param(request, 'clientId');
       await discover(deps, clientId);
       const issuer = issuerOf(issuerBase, clientId);
@@ -250,7 +249,6 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       );
     }
     case 'jwks': {
-      withoutQuery();
       const { client, keys } = await discover(deps, param(request, 'clientId'));
       const active = client.enabled ? keys.filter((k) => isKeyActive(k, now)) : [];
       return json(

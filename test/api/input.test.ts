@@ -95,6 +95,9 @@ describe('bad input gets a clear problem and changes nothing', () => {
       ['GET', `/v1/tenants/${tenant}/audit-events?from=yesterday`],
       ['GET', `/v1/tenants/${tenant}/audit-events?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z`],
       ['GET', `/v1/tenants/${tenant}/audit-events?action=client.exploded`],
+      ['POST', `/v1/tenants/${tenant}/clients?dryRun=true`],
+      ['DELETE', `/v1/tenants/${tenant}/clients/sc_0000000000000000000000?force=1`],
+      ['GET', '/v1/whoami?x=1'],
     ] as const;
     for (const [method, path] of bad) {
       const result = await app.call(method, path, { token: app.adminToken });
