@@ -8,7 +8,7 @@
  * scopes" rule is the authorizer's alone), and it returns no tenantId: a tenant comes only from the authorizer.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { algorithmOfKey } from '#shared/access-key.ts';
+import { algorithmOfKey, publicKeyWeakness } from '#shared/access-key.ts';
 import { ALGORITHMS, type Algorithm } from '#shared/model.ts';
 import {
   checkClaims,
@@ -251,7 +251,7 @@ function verificationKey(jwk: unknown): { kid: string; key: VerificationKey } | 
   try {
     const key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
     // The JWK's alg must be the one its key implies (an RSA key is never used as anything but RS256, etc.).
-    if (algorithmOfKey(key) !== alg) return undefined;
+    if (algorithmOfKey(key) !== alg || publicKeyWeakness(key)) return undefined;
     return { kid, key: { algorithm: alg as Algorithm, key } };
   } catch {
     return undefined;

@@ -79,6 +79,45 @@ export function algorithmOfKey(key: KeyObject): Algorithm {
   throw new AccessKeyFormatError('Keys must be Ed25519, P-256 or RSA of at least 2048 bits.');
 }
 
+const ED25519_P = 2n ** 255n - 19n;
+/**
+ * The y coordinates of Ed25519's eight small-order points (orders 1, 2, 4 and 8; the sign bit picks x). A public
+ * key of small order accepts forged signatures (R a small-order point, S = 0) for a large share of messages.
+ */
+const ED25519_SMALL_ORDER_Y = new Set([
+  0n,
+  1n,
+  ED25519_P - 1n,
+  2707385501144840649318225287225658788936804267575313519463743609750303402022n,
+  55188659117513257062467267217118295137698188065244968500265048394206261417927n,
+]);
+const RSA_MAX_BITS = 4096;
+
+/**
+ * Why a public key must not be trusted, or undefined when it is fine: an Ed25519 point of small order or not
+ * canonically encoded; an RSA key whose exponent is not 65537 (e = 1 makes any padded hash a valid signature)
+ * or whose modulus is outside 2048–4096 bits (larger ones make every verification slow). Generated keys always
+ * pass; this guards keys that callers bring, and keys already stored.
+ */
+export function publicKeyWeakness(key: KeyObject): string | undefined {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  if (publicKey.asymmetricKeyType === 'ed25519') {
+    const x = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+    if (x.length !== 32) return 'an Ed25519 public key is 32 bytes';
+    let y = 0n;
+    for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(x[i] as number);
+    y &= (1n << 255n) - 1n; // the top bit is the sign of x
+    if (y >= ED25519_P) return 'the Ed25519 point is not canonically encoded';
+    if (ED25519_SMALL_ORDER_Y.has(y)) return 'the Ed25519 point has small order';
+  }
+  if (publicKey.asymmetricKeyType === 'rsa') {
+    const { publicExponent, modulusLength = 0 } = publicKey.asymmetricKeyDetails ?? {};
+    if (publicExponent !== 65537n) return 'the RSA public exponent must be 65537';
+    if (modulusLength < 2048 || modulusLength > RSA_MAX_BITS) return `the RSA modulus must be 2048 to ${RSA_MAX_BITS} bits`;
+  }
+  return undefined;
+}
+
 /** The public JWK of a key, with only the public members Keysmith stores. */
 export function toPublicJwk(key: KeyObject): PublicJwk {
   const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
@@ -115,6 +154,8 @@ export function importPublicJwk(input: Record<string, unknown>): { publicKey: Pu
       'unsupported_key_type',
     );
   }
+  const weakness = publicKeyWeakness(key);
+  if (weakness) throw new InvalidRequestError(`publicKey is not a safe signing key: ${weakness}.`, 'weak_public_key');
   if (input.alg !== undefined && input.alg !== algorithm)
     throw new InvalidRequestError(`publicKey.alg must be ${algorithm} for this key.`, 'algorithm_mismatch');
   if (input.use !== undefined && input.use !== 'sig') throw new InvalidRequestError('publicKey.use must be "sig".');

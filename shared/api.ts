@@ -2,6 +2,7 @@
  * The HTTP API of contract §5, free of Lambda and API Gateway: a plain request (route, parameters, headers,
  * body, the authorizer's identity) in, a plain response out. Every failure becomes problem+json here.
  */
+import { publicKeyObject, publicKeyWeakness } from './access-key.ts';
 import { assertTenantAdmin } from './admins.ts';
 import type { AuditLog } from './audit.ts';
 import { identityContext } from './authorizer.ts';
@@ -250,7 +251,10 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
     }
     case 'jwks': {
       const { client, keys } = await discover(deps, param(request, 'clientId'));
-      const active = client.enabled ? keys.filter((k) => isKeyActive(k, now)) : [];
+      // Weak keys stored before registration refused them are never published: other verifiers may trust them.
+      const active = client.enabled
+        ? keys.filter((k) => isKeyActive(k, now) && !publicKeyWeakness(publicKeyObject(k.publicKey)))
+        : [];
       return json(
         200,
         { keys: active.map((k) => keyView(k, now).publicKey) },

@@ -14,7 +14,7 @@
  *   its client is loaded, so a cached token never outlives the client state that allowed it.
  */
 import { hash, type KeyObject } from 'node:crypto';
-import { algorithmOfKey, publicKeyObject } from './access-key.ts';
+import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
 import type { Algorithm, CallerIdentity, ClientWithKeys } from './model.ts';
 import {
   checkTimeAndAudience,
@@ -143,6 +143,8 @@ function toState(found: ClientWithKeys): ClientState {
     const key = publicKeyObject(k.publicKey);
     // A stored algorithm that does not follow from the key itself is an inconsistent record: never verify with it.
     if (algorithmOfKey(key) !== k.algorithm) throw new Error('stored key algorithm does not match its key');
+    // A weak key (small-order point, RSA e != 65537) could have been stored before it was refused: never trust it.
+    if (publicKeyWeakness(key)) continue;
     keys.set(k.keyId, {
       algorithm: k.algorithm,
       key,

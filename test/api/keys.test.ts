@@ -1,6 +1,8 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocumentClient } from '#shared/dynamodb.ts';
 import { AUDIENCE, ISSUER_BASE, newTenant, startTestApp, type TestApp } from '../support/app.ts';
 
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
@@ -178,6 +180,89 @@ describe('access keys', () => {
     });
     expect(mismatch.status).toBe(409);
     expect(mismatch.body.code).toBe('algorithm_mismatch');
+  });
+
+  // The eight small-order Ed25519 points (with and without the sign bit) and one non-canonical encoding (y = p).
+  const WEAK_ED25519 = [
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0000000000000000000000000000000000000000000000000000000000000080',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  ];
+
+  it('refuses weak registered keys: small-order or non-canonical Ed25519 points, RSA exponents other than 65537', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const path = keysPath(tenant, client.clientId);
+    for (const hex of WEAK_ED25519) {
+      const publicKey = { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(hex, 'hex').toString('base64url') };
+      const result = await app.call('POST', path, { token: app.adminToken, body: { publicKey } });
+      expect(result.status, hex).toBe(400);
+      expect(result.body.code).toBe('weak_public_key');
+    }
+    const { n } = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    for (const e of ['AQ', 'Aw', 'AQAD']) {
+      const result = await app.call('POST', path, { token: app.adminToken, body: { publicKey: { kty: 'RSA', n, e } } });
+      expect(result.status, e).toBe(400);
+      expect(result.body.code).toBe('weak_public_key');
+    }
+    expect((await app.call('GET', path, { token: app.adminToken })).body.items).toEqual([]);
+  });
+
+  it('never trusts a weak key already in the table: a signature forged for a small-order key gets 401', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant, { scopes: ['billing:write'] });
+    const keyId = 'weakkey00001';
+    const publicKey = { kty: 'OKP' as const, crv: 'Ed25519' as const, x: Buffer.alloc(32).toString('base64url') };
+    // Planted directly, as if stored before registration refused such keys.
+    await createDocumentClient().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          app.management.store.putKey({
+            keyId,
+            clientId: client.clientId,
+            tenantId: tenant,
+            algorithm: 'EdDSA',
+            publicKey,
+            origin: 'registered',
+            status: 'active',
+            createdAt: new Date().toISOString(),
+          }),
+        ],
+      }),
+    );
+    const weak = createPublicKey({ key: publicKey, format: 'jwk' });
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    let forged: string | undefined;
+    // R a small-order point and S = 0: OpenSSL accepts this "signature" for many messages under a small-order key.
+    for (let jti = 0; jti < 200 && !forged; jti++) {
+      const input = `${b64({ alg: 'EdDSA', kid: keyId })}.${b64({
+        iss: client.issuer,
+        sub: client.clientId,
+        aud: AUDIENCE,
+        iat: now,
+        exp: now + 300,
+        jti: String(jti),
+      })}`;
+      for (const r of WEAK_ED25519.slice(0, 8)) {
+        const signature = Buffer.concat([Buffer.from(r, 'hex'), Buffer.alloc(32)]);
+        if (verify(null, Buffer.from(input), weak, signature)) {
+          forged = `${input}.${signature.toString('base64url')}`;
+          break;
+        }
+      }
+    }
+    expect(forged, 'node:crypto accepts some forged signature for a small-order key').toBeDefined();
+    const result = await app.call('GET', '/v1/whoami', { token: forged });
+    expect(result.status).toBe(401);
+    const jwks = await app.call('GET', `/v1/clients/${client.clientId}/.well-known/openid-configuration/jwks`);
+    expect(jwks.body.keys).toEqual([]);
   });
 
   it('refuses an expiresAt in the past or without a time zone', async () => {
