@@ -3,9 +3,10 @@
  * a plain handler). It finds each client's public keys through the client's OpenID discovery document and
  * applies the same token rules as the authorizer, from shared/token-policy.ts. Needs no AWS SDK.
  *
- * What it cannot check: the JWKS carries neither the client's scopes nor its tenant. So the scopes it returns
- * are the token's own `scope` claim, trusted only as far as the client signed it (the "subset of the client's
- * scopes" rule is the authorizer's alone), and it returns no tenantId: a tenant comes only from the authorizer.
+ * What it cannot check: the JWKS carries neither the client's scopes nor its tenant. So it returns the token's
+ * own `scope` claim as `claimedScopes`: what the client asks for, not what it was granted (the "subset of the
+ * client's scopes" rule is the authorizer's alone; any client can claim any scope here). Authorize by `clientId`;
+ * use `claimedScopes` only to narrow what you grant. It returns no tenantId: a tenant comes only from the authorizer.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { algorithmOfKey, publicKeyWeakness } from '#shared/access-key.ts';
@@ -50,8 +51,11 @@ export interface ClientTokenVerifierOptions {
 export interface VerifiedClientToken {
   clientId: string;
   keyId: string;
-  /** The token's `scope` claim, split; empty when the token has none (the client's scopes are not known here). */
-  scopes: string[];
+  /**
+   * The token's `scope` claim, split; empty when the token has none. Claimed by the client, not granted: never
+   * authorize by it alone (the client's granted scopes are not published), only narrow what you grant its clientId.
+   */
+  claimedScopes: string[];
   /** The token's payload. */
   claims: Record<string, unknown>;
 }
@@ -134,7 +138,7 @@ export class ClientTokenVerifier {
     const found = await this.keyFor(decoded.clientId, decoded.keyId);
     if (found.algorithm !== decoded.algorithm) reject('algorithm_mismatch');
     if (!verifySignature(found.algorithm, found.key, decoded.signingInput, decoded.signature)) reject('invalid_signature');
-    return { clientId: decoded.clientId, keyId: decoded.keyId, scopes, claims: decoded.payload };
+    return { clientId: decoded.clientId, keyId: decoded.keyId, claimedScopes: scopes, claims: decoded.payload };
   }
 
   /** Verifies the token of an `Authorization` header value (`Bearer <token>`). */

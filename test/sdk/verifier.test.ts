@@ -123,7 +123,7 @@ describe('an SDK token, end to end', () => {
     expect(await verifier.verifyAuthorization(`Bearer ${token}`)).toEqual({
       clientId: client.clientId,
       keyId: key.keyId,
-      scopes: ['invoices:read'],
+      claimedScopes: ['invoices:read'],
       claims: expect.objectContaining({ iss: issuer, sub: client.clientId, aud: AUDIENCE }),
     });
 
@@ -149,7 +149,7 @@ describe('an SDK token, end to end', () => {
       const verifier = new ClientTokenVerifier({ issuerBase: ISSUER_BASE, audiences: AUDIENCE, fetch: issuerFetch });
       const results = await Promise.all(Array.from({ length: 20 }, () => verifier.verify(token)));
       expect(results.every((r) => r.clientId === client.clientId && r.keyId === key.keyId)).toBe(true);
-      expect(results[0]?.scopes).toEqual([]); // no scope claim: the client's scopes are not known here
+      expect(results[0]?.claimedScopes).toEqual([]); // no scope claim: the client's scopes are not known here
       expect(fetched).toEqual([
         `${ISSUER_BASE}/v1/clients/${client.clientId}/.well-known/openid-configuration`,
         `${ISSUER_BASE}/v1/clients/${client.clientId}/.well-known/openid-configuration/jwks`,
