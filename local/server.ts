@@ -97,8 +97,9 @@ export async function createLocalServer({ onRequest }: LocalServerOptions = {}):
       headers[name] = values.join(', ');
       multiValueHeaders[name] = values;
     }
-    const query: Record<string, string> = {};
-    const multiQuery: Record<string, string[]> = {};
+    // No prototype: a parameter named `constructor` or `__proto__` is just a name.
+    const query: Record<string, string> = Object.create(null);
+    const multiQuery: Record<string, string[]> = Object.create(null);
     for (const [name, value] of url.searchParams) {
       query[name] = value;
       multiQuery[name] = [...(multiQuery[name] ?? []), value];

@@ -7,8 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
-import { DEFAULT_ADMIN_TENANT } from '#shared/bootstrap.ts';
-import { ConfigError, loadConfig, localPort } from '#shared/config.ts';
+import { ConfigError, loadConfig, loadLocalConfig } from '#shared/config.ts';
 import { createTables, type DynamoDbLocal, LOCAL_AWS, localClient, startDynamoDbLocal } from './dynamodb-local.ts';
 
 const stateDir = resolve('.keysmith');
@@ -38,6 +37,15 @@ function runningPid(): number | undefined {
   }
 }
 
+/** The base URL the running instance wrote to .keysmith/local.json. */
+function runningBaseUrl(): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(stateFile, 'utf8')) as { baseUrl?: string }).baseUrl;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The local wrapping key, made once (32 random bytes, mode 0600, under .keysmith/ which git ignores). */
 function ensureWrappingKey(): string {
   if (!existsSync(wrappingKeyFile)) {
@@ -48,12 +56,20 @@ function ensureWrappingKey(): string {
 }
 
 async function main(): Promise<void> {
-  const port = localPort();
+  let local: ReturnType<typeof loadLocalConfig>;
+  try {
+    local = loadLocalConfig();
+  } catch (error) {
+    console.error(error instanceof ConfigError ? error.message : error);
+    process.exitCode = 1;
+    return;
+  }
+  const { port } = local;
   const pid = runningPid();
   if (pid !== undefined || (await portInUse(port))) {
     console.error(
       pid !== undefined
-        ? `Keysmith is already running here (pid ${pid}) on http://localhost:${port}. Stop it with Ctrl-C in its terminal first.`
+        ? `Keysmith is already running here (pid ${pid}) on ${runningBaseUrl() ?? 'another port'}. Stop it with Ctrl-C in its terminal first.`
         : `Port ${port} is already in use. Stop what is using it, or start Keysmith on another port: PORT=3001 npm start`,
     );
     process.exitCode = 1;
@@ -66,7 +82,7 @@ async function main(): Promise<void> {
   // Lambda runs Node 22; the SDK's notice about Node 20 says nothing about Keysmith locally.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-  const dataDir = process.env.KEYSMITH_DATA_DIR ? resolve(process.env.KEYSMITH_DATA_DIR) : undefined;
+  const dataDir = local.dataDir ? resolve(local.dataDir) : undefined;
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   console.log(`Starting DynamoDB Local (${dataDir ? `data in ${dataDir}` : 'in memory'})...`);
   const dynamodb: DynamoDbLocal = await startDynamoDbLocal(dataDir ? { dataDir } : {});
@@ -100,12 +116,12 @@ async function main(): Promise<void> {
 
     const { createLocalServer } = await import('./server.ts');
     const { bootstrapLocalAdmin } = await import('./local-admin.ts');
-    const admin = await bootstrapLocalAdmin(config, stateFile, process.env.KEYSMITH_ADMIN_TENANT || DEFAULT_ADMIN_TENANT);
+    const admin = await bootstrapLocalAdmin(config, stateFile, local.adminTenant);
     const server = await createLocalServer({ onRequest: (line) => console.log(line) });
     await new Promise<void>((listening, failed) => {
       server.once('error', failed);
       // Loopback only unless KEYSMITH_HOST says otherwise: the local admin key must not be reachable from the network.
-      server.listen(port, process.env.KEYSMITH_HOST || '127.0.0.1', listening);
+      server.listen(port, local.host, listening);
     });
     writeFileSync(pidFile, String(process.pid));
     const baseUrl = `http://localhost:${port}`;

@@ -101,6 +101,14 @@ function unavailable(error: unknown): KeysmithError | undefined {
   return undefined;
 }
 
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** A JSON.parse reviver: names that would reach an object's prototype are refused wherever they appear. */
+function refuseReservedKeys(key: string, value: unknown): unknown {
+  if (RESERVED_KEYS.has(key)) throw new InvalidRequestError(`"${key}" is a reserved name and cannot be used as a key.`);
+  return value;
+}
+
 function parseBody(request: ApiRequest, required: boolean): unknown {
   const raw = request.body ?? '';
   if (Buffer.byteLength(raw, 'utf8') > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
@@ -112,8 +120,9 @@ function parseBody(request: ApiRequest, required: boolean): unknown {
   if (!/^application\/json\s*(;|$)/i.test(contentType)) throw new UnsupportedMediaTypeError();
   let body: unknown;
   try {
-    body = JSON.parse(raw);
-  } catch {
+    body = JSON.parse(raw, refuseReservedKeys);
+  } catch (error) {
+    if (error instanceof InvalidRequestError) throw error;
     throw new InvalidRequestError('The body is not valid JSON.', 'malformed_json');
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))

@@ -301,6 +301,11 @@ export class AuditLog {
     query: { limit: number; cursor?: string; from?: string; to?: string; action?: AuditAction },
   ): Promise<Page<ListedAuditEvent>> {
     const partition = keys.auditPartition(tenantId);
+    const lower = `EVENT#${query.from ?? ''}`;
+    const upper = `EVENT#${query.to ?? '9999'}~`;
+    const position = query.cursor ? decodeAuditCursor(query.cursor) : undefined;
+    if (position !== undefined && (position < lower || position > upper))
+      throw new InvalidRequestError('cursor belongs to another from/to range; start again without it.', 'invalid_cursor');
     // With an action filter DynamoDB applies Limit before filtering, so read on (at most 10 requests) to fill the page.
     const collected: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined = query.cursor
@@ -315,8 +320,8 @@ export class AuditLog {
           ...(query.action ? { FilterExpression: '#action = :action', ExpressionAttributeNames: { '#action': 'action' } } : {}),
           ExpressionAttributeValues: {
             ':pk': partition,
-            ':lower': `EVENT#${query.from ?? ''}`,
-            ':upper': `EVENT#${query.to ?? '9999'}~`,
+            ':lower': lower,
+            ':upper': upper,
             ...(query.action ? { ':action': query.action } : {}),
           },
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
@@ -349,8 +354,8 @@ export class AuditLog {
         });
       }
     }
-    const position = collected.length > query.limit ? (page.at(-1)?.sk as string) : readUpTo;
-    return position ? { items, nextCursor: Buffer.from(JSON.stringify({ p: position })).toString('base64url') } : { items };
+    const next = collected.length > query.limit ? (page.at(-1)?.sk as string) : readUpTo;
+    return next ? { items, nextCursor: Buffer.from(JSON.stringify({ p: next })).toString('base64url') } : { items };
   }
 
   /**

@@ -1,3 +1,5 @@
+import { TENANT_ID } from './ids.ts';
+
 /**
  * Keysmith's configuration, read from the environment once, into one typed object.
  * A missing or malformed variable fails at cold start with a message naming it, never deep inside a request.
@@ -73,6 +75,27 @@ function baseUrl(name: string, raw: string): string {
 /** The local server's port: `PORT`, default 3000. */
 export function localPort(env: Env = process.env): number {
   return positiveInteger(env, 'PORT', DEFAULTS.port);
+}
+
+/** What only `npm start` reads. */
+export interface LocalConfig {
+  port: number;
+  /** The address the local server listens on. @default 127.0.0.1 (loopback only) */
+  host: string;
+  /** Where DynamoDB Local keeps its data; undefined: in memory. */
+  dataDir: string | undefined;
+  /** The tenant of the bootstrapped platform admin. @default platform */
+  adminTenant: string;
+}
+
+/** Reads `npm start`'s own settings: PORT, KEYSMITH_HOST, KEYSMITH_DATA_DIR, KEYSMITH_ADMIN_TENANT. */
+export function loadLocalConfig(env: Env = process.env): LocalConfig {
+  const adminTenant = env.KEYSMITH_ADMIN_TENANT || 'platform';
+  if (!TENANT_ID.test(adminTenant))
+    throw new ConfigError(`KEYSMITH_ADMIN_TENANT must match ^[a-z0-9][a-z0-9_-]{0,62}$, got "${adminTenant}"`);
+  const host = env.KEYSMITH_HOST || '127.0.0.1';
+  if (!/^[0-9A-Za-z.:-]+$/.test(host)) throw new ConfigError(`KEYSMITH_HOST must be a host name or address, got "${host}"`);
+  return { port: localPort(env), host, dataDir: env.KEYSMITH_DATA_DIR || undefined, adminTenant };
 }
 
 /**

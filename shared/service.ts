@@ -8,8 +8,8 @@ import { formatAccessKey, generateAccessKeyPair, importPublicJwk } from './acces
 import { assertCanGrant, assertCanManage } from './admins.ts';
 import type { AuditEventInput, AuditLog } from './audit.ts';
 import { cancellationReasons, type TransactWriteItem } from './dynamodb.ts';
-import { ConflictError, NotFoundError, ServiceUnavailableError } from './errors.ts';
-import { newClientId, newKeyId } from './ids.ts';
+import { ConflictError, InvalidRequestError, NotFoundError, ServiceUnavailableError } from './errors.ts';
+import { newClientId, newKeyId, TENANT_ID } from './ids.ts';
 import {
   type AccessKey,
   type Actor,
@@ -117,6 +117,8 @@ export class KeysmithService {
   }
 
   async createClient(actor: Actor, tenantId: string, body: CreateClientBody, meta: RequestMeta = {}): Promise<ServiceClient> {
+    // The HTTP layer validates it too; this guards every other caller (bootstrap, the CLI): a dot would break access keys.
+    if (!TENANT_ID.test(tenantId)) throw new InvalidRequestError('tenantId must match ^[a-z0-9][a-z0-9_-]{0,62}$.');
     const scopes = body.scopes ?? [];
     const caller = callerOf(actor);
     if (caller) assertCanGrant(caller, scopes);
@@ -227,9 +229,9 @@ export class KeysmithService {
     if (body.publicKey) {
       ({ algorithm, publicKey } = importPublicJwk(body.publicKey));
       if (body.algorithm && body.algorithm !== algorithm)
-        throw new ConflictError(
-          'algorithm_mismatch',
+        throw new InvalidRequestError(
           `algorithm ${body.algorithm} does not match the public key (${algorithm}).`,
+          'algorithm_mismatch',
         );
     } else {
       algorithm = body.algorithm ?? 'EdDSA';

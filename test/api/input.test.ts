@@ -106,6 +106,39 @@ describe('bad input gets a clear problem and changes nothing', () => {
     }
   });
 
+  it('names that reach an object’s prototype are refused in bodies and queries, not a 500', async () => {
+    const tenant = newTenant();
+    const path = `/v1/tenants/${tenant}/clients`;
+    const json = { 'content-type': 'application/json' };
+    for (const rawBody of [
+      '{"name":"x","tags":{"constructor":"x"}}',
+      '{"name":"x","tags":{"__proto__":"x"}}',
+      '{"__proto__":{"x":1},"name":"x"}',
+    ]) {
+      expectProblem(await app.call('POST', path, { token: app.adminToken, rawBody, headers: json }), 400, 'invalid_request');
+    }
+    for (const query of ['constructor=1', '__proto__=1', 'prototype=1&constructor=2']) {
+      expectProblem(await app.call('GET', `/v1/health?${query}`), 400, 'invalid_request');
+      expectProblem(await app.call('GET', `${path}?${query}`, { token: app.adminToken }), 400, 'invalid_request');
+    }
+    expect((await app.call('GET', path, { token: app.adminToken })).body.items).toEqual([]);
+  });
+
+  it('an audit cursor outside the asked from/to range is 400 invalid_cursor, not a 500', async () => {
+    const tenant = newTenant();
+    for (let i = 0; i < 3; i++) await app.createClient(tenant);
+    const path = `/v1/tenants/${tenant}/audit-events`;
+    const first = await app.call('GET', `${path}?limit=1`, { token: app.adminToken });
+    expect(first.body.nextCursor).toBeTruthy();
+    for (const range of ['from=2999-01-01T00:00:00Z', 'to=2000-01-01T00:00:00Z']) {
+      expectProblem(
+        await app.call('GET', `${path}?limit=1&cursor=${first.body.nextCursor}&${range}`, { token: app.adminToken }),
+        400,
+        'invalid_cursor',
+      );
+    }
+  });
+
   it('a cursor of another tenant’s list cannot read across tenants', async () => {
     const a = newTenant();
     const b = newTenant();

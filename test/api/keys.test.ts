@@ -178,8 +178,14 @@ describe('access keys', () => {
       token: app.adminToken,
       body: { publicKey: ec.publicKey.export({ format: 'jwk' }), algorithm: 'EdDSA' },
     });
-    expect(mismatch.status).toBe(409);
+    expect(mismatch.status).toBe(400);
     expect(mismatch.body.code).toBe('algorithm_mismatch');
+    const jwkMismatch = await app.call('POST', path, {
+      token: app.adminToken,
+      body: { publicKey: { ...ec.publicKey.export({ format: 'jwk' }), alg: 'RS256' } },
+    });
+    expect(jwkMismatch.status).toBe(400);
+    expect(jwkMismatch.body.code).toBe('algorithm_mismatch');
   });
 
   // The eight small-order Ed25519 points (with and without the sign bit) and one non-canonical encoding (y = p).
