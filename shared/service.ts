@@ -24,8 +24,12 @@ import type { ClientStore, Page } from './store.ts';
 
 /** At most this many active keys per client (contract §5). */
 export const MAX_ACTIVE_KEYS = 5;
-/** Items one TransactWriteItems may hold, less room for the audit record and chain head. */
-const MAX_CHANGE_ITEMS = 98;
+/**
+ * Keys a client may have stored at once (active, expired, or revoked and not yet removed by DynamoDB TTL, 30 days
+ * after revocation or expiry). It bounds the authorizer's read, and lets a client be deleted with all its keys and
+ * the audit record in one transaction (TransactWriteItems holds at most 100 items).
+ */
+export const MAX_STORED_KEYS = 90;
 const MAX_ATTEMPTS = 20;
 
 /** Where a change came from, for its audit record. */
@@ -181,20 +185,13 @@ export class KeysmithService {
   }
 
   async deleteClient(actor: Actor, tenantId: string, clientId: string, meta: RequestMeta = {}): Promise<void> {
-    let leftover: AccessKey[] = [];
     await this.commit(tenantId, async () => {
       const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
       const caller = callerOf(actor);
       if (caller) assertCanManage(caller, client);
-      // Active keys go in the transaction; revoked ones already authorize nothing and may follow it.
-      const ordered = [...keys].sort((a, b) => Number(b.status === 'active') - Number(a.status === 'active'));
-      const inTransaction = ordered.slice(0, MAX_CHANGE_ITEMS - 1);
-      leftover = ordered.slice(MAX_CHANGE_ITEMS - 1);
+      // At most MAX_STORED_KEYS keys exist, so the client, all its keys and the audit record fit one transaction.
       return {
-        items: [
-          this.store.deleteClient(clientId, client.version),
-          ...inTransaction.map((k) => this.store.deleteKey(clientId, k.keyId)),
-        ],
+        items: [this.store.deleteClient(clientId, client.version), ...keys.map((k) => this.store.deleteKey(clientId, k.keyId))],
         audit: {
           action: 'client.deleted',
           actor,
@@ -205,9 +202,6 @@ export class KeysmithService {
         result: undefined,
       };
     });
-    for (const key of leftover) {
-      await this.db.send(new TransactWriteCommand({ TransactItems: [this.store.deleteKey(clientId, key.keyId)] }));
-    }
   }
 
   /** Generates a key pair (or registers the caller's public key) and adds it to the client. */
@@ -241,6 +235,11 @@ export class KeysmithService {
     return this.commit(tenantId, async () => {
       const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
       if (caller) assertCanManage(caller, client);
+      if (keys.length >= MAX_STORED_KEYS)
+        throw new ConflictError(
+          'key_limit_reached',
+          `Client ${clientId} has ${keys.length} stored keys; revoked and expired keys are removed 30 days later. Create a new client, or wait.`,
+        );
       const active = keys.filter((k) => isKeyActive(k, this.now())).length;
       if (active >= MAX_ACTIVE_KEYS)
         throw new ConflictError(

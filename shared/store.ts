@@ -66,6 +66,10 @@ function decodeCursor(cursor: string, pattern: RegExp): string {
 const CLIENT_SORT_POSITION = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#sc_[0-9A-Za-z]{22}$/;
 const KEY_SORT_POSITION = /^KEY#[0-9A-Za-z]{8,16}$/;
 
+/** Revoked and expired keys stay listed for this long, then DynamoDB TTL removes them. */
+export const KEY_RETENTION_DAYS = 30;
+const removalEpoch = (fromMs: number): number => Math.floor(fromMs / 1000) + KEY_RETENTION_DAYS * 86_400;
+
 /** Options of {@link ClientStore}. */
 export interface ClientStoreOptions {
   /** A DynamoDB document client (a real one, DynamoDB Local's, or one that injects faults). */
@@ -217,27 +221,37 @@ export class ClientStore {
     };
   }
 
-  /** Writes a new key (fails if its keyId is taken within the client). */
+  /** Writes a new key (fails if its keyId is taken within the client); a key with an expiry is removed 30 days after it. */
   putKey(key: AccessKey): TransactWriteItem {
     return {
       Put: {
         TableName: this.tableName,
-        Item: { ...keys.accessKey(key.clientId, key.keyId), type: 'accessKey', ...key },
+        Item: {
+          ...keys.accessKey(key.clientId, key.keyId),
+          type: 'accessKey',
+          ...key,
+          ...(key.expiresAt ? { expiresAtEpoch: removalEpoch(Date.parse(key.expiresAt)) } : {}),
+        },
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     };
   }
 
-  /** Marks an active key revoked. */
+  /** Marks an active key revoked; DynamoDB TTL removes it 30 days later. */
   revokeKey(clientId: string, keyId: string, now: string): TransactWriteItem {
     return {
       Update: {
         TableName: this.tableName,
         Key: keys.accessKey(clientId, keyId),
-        UpdateExpression: 'SET #status = :revoked, revokedAt = :now',
+        UpdateExpression: 'SET #status = :revoked, revokedAt = :now, expiresAtEpoch = :removeAt',
         ConditionExpression: '#status = :active',
         ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':revoked': 'revoked', ':active': 'active', ':now': now },
+        ExpressionAttributeValues: {
+          ':revoked': 'revoked',
+          ':active': 'active',
+          ':now': now,
+          ':removeAt': removalEpoch(Date.parse(now)),
+        },
       },
     };
   }

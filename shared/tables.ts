@@ -4,7 +4,7 @@
  *
  * main table (pk, sk), GSI `byTenant` (gsi1pk, gsi1sk):
  *   service client   pk CLIENT#{clientId}  sk CLIENT          gsi1pk TENANT#{tenantId}  gsi1sk {createdAt}#{clientId}
- *   access key       pk CLIENT#{clientId}  sk KEY#{keyId}
+ *   access key       pk CLIENT#{clientId}  sk KEY#{keyId}     (TTL expiresAtEpoch: 30 days after revocation or expiry)
  * audit table (pk, sk):
  *   audit event      pk TENANT#{tenantId}  sk EVENT#{occurredAt}#{seq}   (occurredAt never decreases within a tenant)
  *   chain head       pk TENANT#{tenantId}  sk HEAD
@@ -27,6 +27,8 @@ export const MAIN_TABLE: TableDefinition = {
   partitionKey: 'pk',
   sortKey: 'sk',
   globalIndexes: [{ name: 'byTenant', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' }],
+  // Revoked and expired access keys are removed 30 days after revocation or expiry.
+  timeToLiveAttribute: 'expiresAtEpoch',
 };
 
 export const AUDIT_TABLE: TableDefinition = {

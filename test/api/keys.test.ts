@@ -1,5 +1,5 @@
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient } from '#shared/dynamodb.ts';
@@ -269,6 +269,44 @@ describe('access keys', () => {
     expect(result.status).toBe(401);
     const jwks = await app.call('GET', `/v1/clients/${client.clientId}/.well-known/openid-configuration/jwks`);
     expect(jwks.body.keys).toEqual([]);
+  });
+
+  it('bounds stored keys: revoked keys expire by TTL, at most 90 are kept, and a delete removes them all at once', async () => {
+    const tenant = newTenant();
+    const { clientId, keyId } = await app.clientWithToken(tenant);
+    await app.call('DELETE', `${keysPath(tenant, clientId)}/${keyId}`, { token: app.adminToken });
+    const db = createDocumentClient();
+    const { Item } = await db.send(
+      new GetCommand({ TableName: app.config.tables.main, Key: { pk: `CLIENT#${clientId}`, sk: `KEY#${keyId}` } }),
+    );
+    expect(Math.abs((Item?.expiresAtEpoch as number) - (Math.floor(Date.now() / 1000) + 30 * 86_400))).toBeLessThan(60);
+
+    // 89 more revoked keys, planted directly (creating and revoking them through the API would only be slower).
+    const planted = Array.from({ length: 89 }, (_, i) => ({
+      ...Item,
+      sk: `KEY#planted${String(i).padStart(4, '0')}`,
+      keyId: `planted${String(i).padStart(4, '0')}`,
+    }));
+    for (let i = 0; i < planted.length; i += 25)
+      await db.send(
+        new BatchWriteCommand({
+          RequestItems: { [app.config.tables.main]: planted.slice(i, i + 25).map((item) => ({ PutRequest: { Item: item } })) },
+        }),
+      );
+    const full = await app.call('POST', keysPath(tenant, clientId), { token: app.adminToken, body: {} });
+    expect(full.status).toBe(409);
+    expect(full.body.code).toBe('key_limit_reached');
+    expect(full.body.detail).toContain('90 stored keys');
+
+    expect((await app.call('DELETE', `/v1/tenants/${tenant}/clients/${clientId}`, { token: app.adminToken })).status).toBe(204);
+    const { Items = [] } = await db.send(
+      new QueryCommand({
+        TableName: app.config.tables.main,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `CLIENT#${clientId}` },
+      }),
+    );
+    expect(Items).toEqual([]);
   });
 
   it('refuses an expiresAt in the past or without a time zone', async () => {
