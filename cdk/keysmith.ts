@@ -28,12 +28,13 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
+import { AUDIT_ENCRYPTION_PURPOSE } from '#shared/audit.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
 import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
 import { addProblemResponses } from './problem-responses.ts';
 
-/** The encryption context `purpose` the audit code puts on every audit record (shared/audit.ts). */
-export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
+// The audit code's own encryption-context `purpose`: the IAM condition below cannot drift from it.
+export { AUDIT_ENCRYPTION_PURPOSE };
 
 /** The Keysmith functions, by name (`lambdas/<name>/handler.ts`). */
 export type KeysmithFunctionName = 'authorizer' | RouteFunction;

@@ -76,6 +76,12 @@ export const PROBLEM_RESPONSES: ReadonlyArray<{ type: ResponseType; status: numb
       new KeysmithError(504, 'upstream_timeout', 'Gateway timeout', 'The request timed out on our side; its outcome is unknown.'),
     ),
   },
+  // API Gateway's other 403s keep their status (DEFAULT_4XX below would turn them into 400s).
+  { type: ResponseType.EXPIRED_TOKEN, ...fromGateway(403, 'access_denied', 'Forbidden') },
+  { type: ResponseType.INVALID_API_KEY, ...fromGateway(403, 'access_denied', 'Forbidden') },
+  { type: ResponseType.INVALID_SIGNATURE, ...fromGateway(403, 'access_denied', 'Forbidden') },
+  { type: ResponseType.WAF_FILTERED, ...fromGateway(403, 'access_denied', 'Forbidden') },
+  // Every 4xx type API Gateway documents is mapped above; this catches only types it may add later.
   { type: ResponseType.DEFAULT_4XX, ...fromGateway(400, 'request_rejected', 'Request rejected') },
   { type: ResponseType.DEFAULT_5XX, ...internalError },
 ];

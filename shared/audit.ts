@@ -61,7 +61,8 @@ export type ListedAuditEvent =
   | AuditEvent
   | { eventId: string; tenantId: string; seq: number; occurredAt: string; action: string; integrity: 'failed' };
 
-const PURPOSE = 'keysmith-audit';
+/** The `purpose` of the audit trail's encryption context; the stack's KMS key policy conditions on it. */
+export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
 const GENESIS_DIGEST = 'genesis';
 const CONTENT_VERSION = 1;
 
@@ -108,7 +109,7 @@ export function createAuditCipher({
   return {
     async encrypt(tenantId, plaintext) {
       const { result } = await encrypt(materials, plaintext, {
-        encryptionContext: { purpose: PURPOSE, tenant: tenantId },
+        encryptionContext: { purpose: AUDIT_ENCRYPTION_PURPOSE, tenant: tenantId },
         suiteId: AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY,
         plaintextLength: plaintext.length,
       });
@@ -117,7 +118,7 @@ export function createAuditCipher({
     async decrypt(tenantId, ciphertext) {
       const { plaintext, messageHeader } = await decrypt(materials, ciphertext);
       const context = messageHeader.encryptionContext;
-      if (context.purpose !== PURPOSE || context.tenant !== tenantId)
+      if (context.purpose !== AUDIT_ENCRYPTION_PURPOSE || context.tenant !== tenantId)
         throw new AuditIntegrityError('the record was encrypted for another tenant or purpose');
       return plaintext;
     },

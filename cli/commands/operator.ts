@@ -74,8 +74,16 @@ export const bootstrapCommand: Command = {
   name: ['bootstrap'],
   summary: 'Create the first platform admin of a deployment with your AWS credentials, and print its access key once.',
   options: {
-    'main-table': { type: 'string', value: 'NAME', description: 'the main table (required)' },
-    'audit-table': { type: 'string', value: 'NAME', description: 'the audit table (required)' },
+    'main-table': {
+      type: 'string',
+      value: 'NAME',
+      description: 'the main table (required in AWS; locally from .keysmith/local.json)',
+    },
+    'audit-table': {
+      type: 'string',
+      value: 'NAME',
+      description: 'the audit table (required in AWS; locally from .keysmith/local.json)',
+    },
     tenant: { type: 'string', value: 'TENANT', description: "the admin's tenant (default: platform)" },
     name: { type: 'string', value: 'NAME', description: "the admin client's name (default: platform-admin)" },
     force: { type: 'boolean', description: 'create another platform admin even if the tenant has one' },

@@ -14,7 +14,12 @@ export const tokenCommand: Command = {
       value: 'URL',
       description: "the deployment's issuer base (default: KEYSMITH_ISSUER_BASE, else .keysmith/local.json)",
     },
-    audience: { type: 'string', value: 'AUD', description: 'the audience (default: KEYSMITH_AUDIENCE, else the issuer base)' },
+    audience: {
+      type: 'string',
+      value: 'AUD',
+      description:
+        "the audience (default: KEYSMITH_AUDIENCE, else local.json's first audience when the issuer base comes from it, else the issuer base)",
+    },
     lifetime: { type: 'string', value: 'SECONDS', description: 'token lifetime (default 300)' },
     scope: { type: 'string', value: '"A B"', description: "narrow the token to these scopes (default: all the client's)" },
     json: { type: 'boolean', description: 'print { token, expiresAt } as JSON' },
@@ -27,12 +32,19 @@ export const tokenCommand: Command = {
       ? readUserFile(keyFile, '--access-key-file').trim()
       : (stringOption(values, 'access-key') ?? ctx.env.KEYSMITH_ACCESS_KEY);
     if (!accessKey) throw new UsageError('an access key is required: --access-key, --access-key-file or KEYSMITH_ACCESS_KEY');
-    const issuerBase = stringOption(values, 'issuer-base') ?? ctx.env.KEYSMITH_ISSUER_BASE ?? ctx.local().issuerBase;
+    const explicitIssuer = stringOption(values, 'issuer-base') ?? ctx.env.KEYSMITH_ISSUER_BASE;
+    const local = ctx.local();
+    const issuerBase = explicitIssuer ?? local.issuerBase;
     if (!issuerBase) throw new UsageError('--issuer-base is required (the deployment base URL, e.g. https://keys.example.com)');
     const scope = stringOption(values, 'scope');
     const minted = await mintToken(accessKey, {
       issuerBase,
-      audience: stringOption(values, 'audience') ?? ctx.env.KEYSMITH_AUDIENCE ?? issuerBase,
+      // The local stack's first audience goes with the local stack's issuer, never with another deployment's.
+      audience:
+        stringOption(values, 'audience') ??
+        ctx.env.KEYSMITH_AUDIENCE ??
+        (explicitIssuer === undefined ? local.audiences?.[0] : undefined) ??
+        issuerBase,
       lifetimeSeconds: integerOption(values, 'lifetime') ?? 300,
       ...(scope ? { scope } : {}),
     });
