@@ -1,15 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { describe, expect, it } from 'vitest';
+import { newTenant, type TestApp, useTestApp, waitSeconds } from '../support/app.ts';
 
 // A short revocation bound, so this file can watch a disabled or deleted client stop authorizing.
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
-const afterRevocationBound = () => new Promise((resolve) => setTimeout(resolve, 1100));
+const afterRevocationBound = () => waitSeconds(1.1);
 
 let app: TestApp;
-beforeAll(async () => {
-  app = await startTestApp();
+useTestApp((started) => {
+  app = started;
 });
-afterAll(() => app.close());
 
 const clientsPath = (tenant: string) => `/v1/tenants/${tenant}/clients`;
 

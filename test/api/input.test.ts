@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { describe, expect, it } from 'vitest';
+import { newTenant, type TestApp, useTestApp } from '../support/app.ts';
 
 let app: TestApp;
-beforeAll(async () => {
-  app = await startTestApp();
+useTestApp((started) => {
+  app = started;
 });
-afterAll(() => app.close());
 
 const expectProblem = (result: { status: number; headers: Headers; body: any }, status: number, code: string) => {
   expect(result.status).toBe(status);

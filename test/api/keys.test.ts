@@ -1,18 +1,16 @@
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { BatchWriteCommand, GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createDocumentClient } from '#shared/dynamodb.ts';
-import { AUDIENCE, ISSUER_BASE, newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { AUDIENCE, newTenant, ownKeyToken, type TestApp, useTestApp, waitSeconds } from '../support/app.ts';
 
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
-const afterRevocationBound = () => new Promise((resolve) => setTimeout(resolve, 1100));
+const afterRevocationBound = () => waitSeconds(1.1);
 
 let app: TestApp;
-beforeAll(async () => {
-  app = await startTestApp();
+useTestApp((started) => {
+  app = started;
 });
-afterAll(() => app.close());
 
 const keysPath = (tenant: string, clientId: string) => `/v1/tenants/${tenant}/clients/${clientId}/access-keys`;
 
@@ -136,14 +134,7 @@ describe('access keys', () => {
     expect(created.status).toBe(201);
     expect(created.body).not.toHaveProperty('accessKey');
     expect(created.body).toMatchObject({ algorithm: 'ES256', origin: 'registered' });
-    const token = await new SignJWT({ scope: 'b' })
-      .setProtectedHeader({ alg: 'ES256', kid: created.body.keyId })
-      .setIssuer(`${ISSUER_BASE}/v1/clients/${client.clientId}`)
-      .setSubject(client.clientId)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(privateKey);
+    const token = await ownKeyToken(privateKey, 'ES256', created.body.keyId, client.clientId, { scope: 'b' });
     const whoami = await app.call('GET', '/v1/whoami', { token });
     expect(whoami.status).toBe(200);
     expect(whoami.body.scopes).toBe('b');

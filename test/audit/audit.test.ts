@@ -1,12 +1,12 @@
 import { DeleteCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from '#shared/audit.ts';
 import { loadConfig } from '#shared/config.ts';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { KeysmithService } from '#shared/service.ts';
 import { ClientStore } from '#shared/store.ts';
 import { readWrappingKey } from '#shared/wiring.ts';
-import { newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { newTenant, type TestApp, useTestApp } from '../support/app.ts';
 import { FAKE_KEY_ARN, type FakeKms, fakeKms } from '../support/kms.ts';
 
 const config = loadConfig();
@@ -14,10 +14,9 @@ const db = createDocumentClient();
 const system = { type: 'system' as const, name: 'test' };
 
 let app: TestApp;
-beforeAll(async () => {
-  app = await startTestApp();
+useTestApp((started) => {
+  app = started;
 });
-afterAll(() => app.close());
 
 const localCipher = () =>
   createAuditCipher({ keyring: localKeyring(readWrappingKey(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string)) });

@@ -2,18 +2,17 @@
  * Key and client state through the management API and the real ClientStore on DynamoDB Local: a revoked key,
  * an expired key, a disabled and a deleted client stop authorizing within the revocation bound, in every format.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAuthorizerHandler } from '#lambdas/authorizer/handler.ts';
 import { Authorizer, type AuthorizerOptions } from '#shared/authorizer.ts';
 import type { ClientWithKeys } from '#shared/model.ts';
-import { newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { newTenant, type TestApp, useTestApp } from '../support/app.ts';
 import { httpApiEvent, POLICY, requestEvent, TestClock, tokenEvent } from './support.ts';
 
 let app: TestApp;
-beforeAll(async () => {
-  app = await startTestApp();
+useTestApp((started) => {
+  app = started;
 });
-afterAll(() => app.close());
 
 const REVOCATION_SECONDS = 60;
 

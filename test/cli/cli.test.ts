@@ -10,11 +10,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '#cli/main.ts';
 import { createDocumentClient } from '#shared/dynamodb.ts';
-import { AUDIENCE, ISSUER_BASE, newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { AUDIENCE, ISSUER_BASE, newTenant, ownKeyToken, startTestApp, type TestApp } from '../support/app.ts';
 
 let app: TestApp;
 let workDir: string;
@@ -192,14 +191,7 @@ describe('keysmith (in-process)', () => {
     expect(body).toMatchObject({ algorithm: 'ES256', origin: 'registered' });
     expect(body.accessKey).toBeUndefined();
 
-    const own = await new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256', kid: body.keyId })
-      .setIssuer(`${ISSUER_BASE}/v1/clients/${client.clientId}`)
-      .setSubject(client.clientId)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(privateKey);
+    const own = await ownKeyToken(privateKey, 'ES256', body.keyId, client.clientId);
     expect((await app.call('GET', '/v1/whoami', { token: own })).status).toBe(200);
 
     const refused = await cli(['keys', 'create', client.clientId, '--tenant', tenant, '--public-key-file', privateFile]);

@@ -2,7 +2,10 @@
  * The local server in-process against the run's DynamoDB Local, with a fresh platform admin, and small
  * helpers to call it. Every test uses its own random tenants, so files can run side by side.
  */
+import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll } from 'vitest';
 import { createLocalServer } from '#local/server.ts';
 import { type MintOptions, mintToken } from '#sdk/token.ts';
 import { bootstrapPlatformAdmin } from '#shared/bootstrap.ts';
@@ -105,4 +108,35 @@ export async function startTestApp(): Promise<TestApp> {
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
   return app;
+}
+
+/** Starts the test app before this file's tests and closes it after them; `use` receives it. */
+export function useTestApp(use: (app: TestApp) => void): void {
+  let started: TestApp | undefined;
+  beforeAll(async () => {
+    started = await startTestApp();
+    use(started);
+  });
+  afterAll(() => started?.close());
+}
+
+/** Waits `seconds` (e.g. past a short revocation bound). */
+export const waitSeconds = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+/** A client token signed with a key the client registered itself (bring your own key), valid for 5 minutes. */
+export function ownKeyToken(
+  privateKey: KeyObject,
+  algorithm: string,
+  keyId: string,
+  clientId: string,
+  claims: Record<string, unknown> = {},
+) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: algorithm, kid: keyId })
+    .setIssuer(`${ISSUER_BASE}/v1/clients/${clientId}`)
+    .setSubject(clientId)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(privateKey);
 }
