@@ -157,6 +157,17 @@ interface ChainHead {
   seq: number;
   digest: string;
   occurredAt: string;
+  /** The same three, encrypted: a head edited without the key does not authenticate. */
+  seal: Uint8Array | undefined;
+}
+
+interface HeadSeal {
+  v: number;
+  kind: 'head';
+  tenantId: string;
+  seq: number;
+  digest: string;
+  occurredAt: string;
 }
 
 const EVENT_SORT_KEY = /^EVENT#(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)#(\d{12})$/;
@@ -171,7 +182,7 @@ export interface ChainReport {
   lastSeq?: number;
   /** The first problem, if any. */
   problem?: {
-    kind: 'changed' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'head_missing';
+    kind: 'changed' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'head_missing' | 'head_changed';
     seq: number;
     detail: string;
   };
@@ -208,7 +219,14 @@ export class AuditLog {
     const { Item } = await this.db.send(
       new GetCommand({ TableName: this.tableName, Key: keys.auditHead(tenantId), ConsistentRead: true }),
     );
-    return Item ? { seq: Item.seq as number, digest: Item.digest as string, occurredAt: Item.occurredAt as string } : undefined;
+    return Item
+      ? {
+          seq: Item.seq as number,
+          digest: Item.digest as string,
+          occurredAt: Item.occurredAt as string,
+          seal: Item.seal as Uint8Array | undefined,
+        }
+      : undefined;
   }
 
   /**
@@ -224,8 +242,11 @@ export class AuditLog {
     const event: AuditEvent = { eventId: newEventId(), tenantId, seq, occurredAt, ...input };
     const content: StoredContent = { v: CONTENT_VERSION, ...event, prevDigest: head?.digest ?? GENESIS_DIGEST };
     let ciphertext: Uint8Array;
+    let seal: Uint8Array;
     try {
       ciphertext = await this.cipher.encrypt(tenantId, Buffer.from(JSON.stringify(content)));
+      const sealed: HeadSeal = { v: CONTENT_VERSION, kind: 'head', tenantId, seq, digest: digestOf(ciphertext), occurredAt };
+      seal = await this.cipher.encrypt(tenantId, Buffer.from(JSON.stringify(sealed)));
     } catch {
       // Without its audit record a change must not happen: refuse it, retryably.
       throw new ServiceUnavailableError(
@@ -257,7 +278,7 @@ export class AuditLog {
     const headWrite: TransactWriteItem = {
       Put: {
         TableName: this.tableName,
-        Item: { ...keys.auditHead(tenantId), type: 'auditHead', seq, digest, occurredAt },
+        Item: { ...keys.auditHead(tenantId), type: 'auditHead', seq, digest, occurredAt, seal },
         ...(head
           ? { ConditionExpression: 'seq = :previous', ExpressionAttributeValues: { ':previous': head.seq } }
           : { ConditionExpression: 'attribute_not_exists(pk)' }),
@@ -359,6 +380,24 @@ export class AuditLog {
     return next ? { items, nextCursor: Buffer.from(JSON.stringify({ p: next })).toString('base64url') } : { items };
   }
 
+  /** Whether the head's plaintext seq, digest and time are the ones sealed when Keysmith wrote it. */
+  private async headIsAuthentic(tenantId: string, head: ChainHead): Promise<boolean> {
+    if (!head.seal) return false;
+    try {
+      const sealed = JSON.parse((await this.cipher.decrypt(tenantId, head.seal)).toString('utf8')) as HeadSeal;
+      return (
+        sealed.v === CONTENT_VERSION &&
+        sealed.kind === 'head' &&
+        sealed.tenantId === tenantId &&
+        sealed.seq === head.seq &&
+        sealed.digest === head.digest &&
+        sealed.occurredAt === head.occurredAt
+      );
+    } catch {
+      return false;
+    }
+  }
+
   /**
    * Walks a tenant's chain from its oldest record and reports the first record deleted, changed, reordered or
    * inserted, and a truncated tail (the head names a later record than the last one found).
@@ -425,6 +464,8 @@ export class AuditLog {
     } while (startKey);
 
     if (!head) return previous ? fail('head_missing', previous.seq, 'records exist but the chain head is missing') : report;
+    if (!(await this.headIsAuthentic(tenantId, head)))
+      return fail('head_changed', head.seq, 'the chain head was edited outside Keysmith (its seal does not match)');
     if (!previous) return fail('truncated', 1, `the head names record ${head.seq} but no records are stored`);
     if (head.seq > previous.seq)
       return fail('truncated', previous.seq + 1, `the head names record ${head.seq} but the last stored is ${previous.seq}`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DeleteCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from '#shared/audit.ts';
@@ -339,6 +340,27 @@ describe('tamper evidence (audit verify)', () => {
     const { tenant, items } = await chain(4);
     await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: items[3]!.pk, sk: items[3]!.sk } }));
     expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'truncated', seq: 4 });
+  });
+
+  it('detects a cut tail even when the head is rewritten to match the new last record', async () => {
+    const { tenant, items } = await chain(4);
+    const last = items[3]!;
+    const newLast = items[2]!;
+    await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: last.pk, sk: last.sk } }));
+    // Everything in the head is computable from the table: seq, time, and the SHA-256 of the new last ciphertext.
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.audit,
+        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
+        UpdateExpression: 'SET seq = :seq, digest = :digest, occurredAt = :at',
+        ExpressionAttributeValues: {
+          ':seq': 3,
+          ':digest': createHash('sha256').update(newLast.ciphertext).digest('base64url'),
+          ':at': newLast.occurredAt,
+        },
+      }),
+    );
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_changed', seq: 3 });
   });
 
   it('concurrent changes in one tenant still form one unbroken chain', async () => {
