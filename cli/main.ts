@@ -37,9 +37,14 @@ Exit codes: 0 ok, 1 failure (including a broken audit chain), 2 usage error.`;
 
 /** Removes any long argument (an access key or token given on the command line) from a message. */
 function redact(message: string, argv: string[], env: Record<string, string | undefined>): string {
-  const secrets = [...argv, env.KEYSMITH_ACCESS_KEY, env.KEYSMITH_ADMIN_ACCESS_KEY].filter(
-    (value): value is string => typeof value === 'string' && value.length >= 40,
+  // `--name=value` carries its value inside the argument: the value alone is a secret too.
+  const values = argv.flatMap((arg) =>
+    arg.startsWith('--') && arg.includes('=') ? [arg, arg.slice(arg.indexOf('=') + 1)] : [arg],
   );
+  const secrets = [...values, env.KEYSMITH_ACCESS_KEY, env.KEYSMITH_ADMIN_ACCESS_KEY]
+    .filter((value): value is string => typeof value === 'string' && value.length >= 40)
+    // Longest first, so a whole argument is replaced before the value inside it.
+    .sort((a, b) => b.length - a.length);
   return secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), message);
 }
 

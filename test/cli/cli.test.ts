@@ -368,6 +368,17 @@ describe('keysmith (in-process)', () => {
     const misplaced = await cli([app.adminAccessKey], { bare: true });
     expect(misplaced.code).toBe(2);
     expect(misplaced.stderr).toContain('[redacted]');
+    // A key pasted as `--option=value` where a file name belongs is not echoed through the file error.
+    const secretPart = app.adminAccessKey.split('.')[3] as string;
+    for (const args of [
+      ['token', `--access-key-file=${app.adminAccessKey}`, '--issuer-base', ISSUER_BASE],
+      ['token', `--access-key-file=${app.adminAccessKey}`, '--issuer-base', ISSUER_BASE, '--json'],
+    ]) {
+      const pasted = await cli(args, { bare: true });
+      expect(pasted.code).toBe(2);
+      expect(pasted.stderr).toContain('[redacted]');
+      expect(pasted.stderr).not.toContain(secretPart.slice(0, 24));
+    }
   });
 });
 
