@@ -302,9 +302,14 @@ export class AuditLog {
     try {
       content = JSON.parse((await this.cipher.decrypt(tenantId, ciphertext)).toString('utf8')) as StoredContent;
     } catch (error) {
-      throw new AuditIntegrityError(
-        error instanceof AuditIntegrityError ? error.message : 'the ciphertext does not authenticate',
-      );
+      if (error instanceof AuditIntegrityError) throw error;
+      // KMS throttled, unreachable or denied is not tampering: say so, retryably, instead of "changed".
+      if (keyUnavailable(error))
+        throw new ServiceUnavailableError(
+          'audit_unavailable',
+          'The audit trail cannot be decrypted right now (KMS unavailable or access denied). Retry later.',
+        );
+      throw new AuditIntegrityError('the ciphertext does not authenticate');
     }
     if (content.v !== CONTENT_VERSION || content.tenantId !== tenantId)
       throw new AuditIntegrityError('the content belongs to another tenant');
@@ -474,6 +479,15 @@ export class AuditLog {
     if (head.digest !== previous.digest) return fail('changed', head.seq, `record ${head.seq} differs from the head's digest`);
     return report;
   }
+}
+
+/**
+ * Whether a decrypt failure came from the key service rather than from the message: an AWS SDK error, or the
+ * Encryption SDK's KMS keyring reporting that its KMS calls failed.
+ */
+function keyUnavailable(error: unknown): boolean {
+  const e = error as { $metadata?: unknown; $fault?: unknown; message?: unknown };
+  return e?.$metadata !== undefined || e?.$fault !== undefined || /KMS CMKs had an error/.test(String(e?.message ?? ''));
 }
 
 function decodeAuditCursor(cursor: string): string {

@@ -249,6 +249,18 @@ describe('KMS (through the Encryption SDK’s KMS keyring)', () => {
     expect((await kmsAudit().verify(tenant)).ok).toBe(true);
   });
 
+  it('KMS down while reading: listing is 503 audit_unavailable and verify fails, neither claims tampering', async () => {
+    kms = fakeKms();
+    const tenant = newTenant();
+    await serviceWith({ audit: kmsAudit() }).service.createClient(system, tenant, { name: 'x' });
+    kms.down = true;
+    const reader = kmsAudit(true);
+    await expect(reader.list(tenant, { limit: 20 })).rejects.toMatchObject({ status: 503, code: 'audit_unavailable' });
+    await expect(reader.verify(tenant)).rejects.toMatchObject({ code: 'audit_unavailable' });
+    kms.down = false;
+    expect((await reader.verify(tenant)).ok).toBe(true);
+  });
+
   it('KMS down: the change is refused with 503 audit_unavailable and nothing is written', async () => {
     kms = fakeKms();
     kms.down = true;
