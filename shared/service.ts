@@ -3,7 +3,7 @@
  * change is one DynamoDB transaction holding the change and its audit record, retried from a fresh read
  * when a concurrent change wins the race.
  */
-import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { formatAccessKey, generateAccessKeyPair, importPublicJwk } from './access-key.ts';
 import { assertCanGrant, assertCanManage } from './admins.ts';
 import type { AuditEventInput, AuditLog } from './audit.ts';
@@ -21,6 +21,7 @@ import {
 } from './model.ts';
 import type { CreateClientBody, CreateKeyBody, UpdateClientBody } from './schemas.ts';
 import type { ClientStore, Page } from './store.ts';
+import { keys as tableKeys } from './tables.ts';
 
 /** At most this many active keys per client (contract §5). */
 export const MAX_ACTIVE_KEYS = 5;
@@ -30,6 +31,8 @@ export const MAX_ACTIVE_KEYS = 5;
  * the audit record in one transaction (TransactWriteItems holds at most 100 items).
  */
 export const MAX_STORED_KEYS = 90;
+/** Keys that fit one TransactWriteItems (100 items) beside the client item, the audit record and the chain head. */
+const MAX_TRANSACTION_KEYS = 97;
 const MAX_ATTEMPTS = 20;
 
 /** Where a change came from, for its audit record. */
@@ -185,23 +188,43 @@ export class KeysmithService {
   }
 
   async deleteClient(actor: Actor, tenantId: string, clientId: string, meta: RequestMeta = {}): Promise<void> {
+    let inert: AccessKey[] = [];
     await this.commit(tenantId, async () => {
       const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
       const caller = callerOf(actor);
       if (caller) assertCanManage(caller, client);
-      // At most MAX_STORED_KEYS keys exist, so the client, all its keys and the audit record fit one transaction.
+      // With at most MAX_STORED_KEYS keys, the client, its keys and the audit record fit one transaction. Should a
+      // partition ever hold more, the active keys still go with the client and the inert ones follow it.
+      const fits = keys.length <= MAX_TRANSACTION_KEYS;
+      const now = this.now();
+      const inTransaction = fits ? keys : keys.filter((k) => isKeyActive(k, now));
+      inert = fits ? [] : keys.filter((k) => !isKeyActive(k, now));
       return {
-        items: [this.store.deleteClient(clientId, client.version), ...keys.map((k) => this.store.deleteKey(clientId, k.keyId))],
+        items: [
+          this.store.deleteClient(clientId, client.version),
+          ...inTransaction.map((k) => this.store.deleteKey(clientId, k.keyId)),
+        ],
         audit: {
           action: 'client.deleted',
           actor,
           target: { clientId },
-          details: { name: client.name, revokedKeyIds: keys.filter((k) => isKeyActive(k, this.now())).map((k) => k.keyId) },
+          details: { name: client.name, revokedKeyIds: keys.filter((k) => isKeyActive(k, now)).map((k) => k.keyId) },
           ...meta,
         },
         result: undefined,
       };
     });
+    // Revoked or expired keys of a deleted client authorize nothing; removing them is housekeeping.
+    for (let i = 0; i < inert.length; i += 25)
+      await this.db.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [this.store.tableName]: inert
+              .slice(i, i + 25)
+              .map((k) => ({ DeleteRequest: { Key: tableKeys.accessKey(clientId, k.keyId) } })),
+          },
+        }),
+      );
   }
 
   /** Generates a key pair (or registers the caller's public key) and adds it to the client. */
