@@ -102,13 +102,19 @@ export async function bootstrap(values: OptionValues, _positionals: string[], ct
   const aws = connectAws(values, ctx, ['main', 'audit']);
   try {
     const { store, service } = createManagement(aws.config, aws.documentClient, aws.kms);
+    // A guard against running the bootstrap twice by mistake, not a lock: it looks at this tenant only.
     if (!values.force) {
-      const existing = await store.listClients(tenant, 100);
-      const admin = existing.items.find((client) => client.scopes.includes(PLATFORM_ADMIN_SCOPE));
-      if (admin)
-        throw new CliError(
-          `tenant ${tenant} already has a platform admin (${admin.clientId}); create keys for it with keysmith keys create, or pass --force`,
-        );
+      let cursor: string | undefined;
+      do {
+        const page = await store.listClients(tenant, 100, cursor);
+        const admin = page.items.find((client) => client.scopes.includes(PLATFORM_ADMIN_SCOPE));
+        if (admin)
+          throw new CliError(
+            `tenant ${tenant} already has a platform admin (${admin.clientId}). Use an access key of it (keysmith keys create), ` +
+              'or, if no key of it is left, pass --force to bootstrap another.',
+          );
+        cursor = page.nextCursor;
+      } while (cursor);
     }
     const name = stringOption(values, 'name');
     const created = await bootstrapPlatformAdmin(service, { tenantId: tenant, ...(name ? { name } : {}) });
