@@ -78,7 +78,7 @@ export interface AuditCipherOptions {
   keyring: KeyringNode;
   /** How long a data key is reused. @default 300000 (5 minutes) */
   cacheMaxAgeMs?: number;
-  /** How many records one data key may encrypt. @default 1000 */
+  /** How many messages (records and head seals) one data key may encrypt. @default 1000 */
   cacheMaxMessages?: number;
   /** Use no data-key cache (every record asks the keyring; for benchmarks). @default false */
   disableCache?: boolean;
