@@ -37,13 +37,24 @@ const isHttpApi = (event: AuthorizerEvent): event is APIGatewayRequestAuthorizer
 /** `Bearer ` and a few spaces around the token: longer headers hold a token over the limit. */
 const MAX_HEADER_LENGTH = MAX_TOKEN_BYTES + 64;
 
-/** The bearer token of an `Authorization` header value, or undefined. Oversized values are returned unparsed. */
+const SPACE = 32;
+
+/**
+ * The bearer token of an `Authorization` header value, or undefined: `Bearer` (any case), one or more spaces, the
+ * token (no spaces), optional trailing spaces. Oversized values are returned unparsed, for the core to refuse by size.
+ * Written out rather than as a regex: it runs on every request.
+ */
 export function bearerToken(value: string | undefined): string | undefined {
   if (!value) return undefined;
-  // Too long to hold an acceptable token: hand it on so the core refuses it by size, without running a regex over it.
   if (value.length > MAX_HEADER_LENGTH) return value;
-  const match = /^Bearer +([^ ]+) *$/i.exec(value);
-  return match?.[1];
+  if (value.length < 8 || value.charCodeAt(6) !== SPACE || value.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+  let start = 7;
+  while (value.charCodeAt(start) === SPACE) start++;
+  let end = value.length;
+  while (end > start && value.charCodeAt(end - 1) === SPACE) end--;
+  if (end === start) return undefined;
+  const token = value.slice(start, end);
+  return token.includes(' ') ? undefined : token;
 }
 
 function authorizationHeader(headers: Record<string, string | undefined> | null | undefined): string | undefined {
@@ -56,9 +67,11 @@ function authorizationHeader(headers: Record<string, string | undefined> | null 
 
 /** Allows the whole stage (`.../stage/*`), so API Gateway's result cache serves every route of the API. */
 function stageWildcard(methodArn: string): string {
-  const [apiArn, stage] = methodArn.split('/');
-  if (!apiArn || !stage) throw new Error('methodArn is not an execute-api ARN');
-  return `${apiArn}/${stage}/*`;
+  const firstSlash = methodArn.indexOf('/');
+  const stageEnd = methodArn.indexOf('/', firstSlash + 1);
+  const stage = firstSlash < 0 ? '' : methodArn.slice(firstSlash + 1, stageEnd < 0 ? undefined : stageEnd);
+  if (firstSlash <= 0 || !stage) throw new Error('methodArn is not an execute-api ARN');
+  return `${methodArn.slice(0, firstSlash)}/${stage}/*`;
 }
 
 /** Counts denials and failures by reason code (CloudWatch EMF): a spike of `invalid_signature` is worth a look. */
