@@ -22,6 +22,7 @@ import { newClientId, newKeyId, randomBase62 } from '#shared/ids.ts';
 import type { AccessKey, Algorithm, ClientWithKeys, ServiceClient } from '#shared/model.ts';
 import { ClientStore } from '#shared/store.ts';
 import { issuerOf, type TokenPolicy } from '#shared/token-policy.ts';
+import { generateTestKey } from '../test/authorizer/support.ts';
 
 const ISSUER_BASE = 'https://keysmith.bench';
 const AUDIENCE = 'https://api.bench';
@@ -61,12 +62,7 @@ interface BenchClient {
 }
 
 function makeClient(algorithm: Algorithm): BenchClient {
-  const pair =
-    algorithm === 'EdDSA'
-      ? generateKeyPairSync('ed25519')
-      : algorithm === 'ES256'
-        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-        : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pair = generateTestKey(algorithm);
   const clientId = newClientId();
   const tenantId = 'bench';
   const now = new Date().toISOString();

@@ -1,8 +1,9 @@
-import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { BatchWriteCommand, GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { AUDIENCE, newTenant, ownKeyToken, type TestApp, useTestApp, waitSeconds } from '../support/app.ts';
+import { forgeForSmallOrderKey, smallOrderJwk, WEAK_ED25519 } from '../support/weak-keys.ts';
 
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
 const afterRevocationBound = () => waitSeconds(1.1);
@@ -179,19 +180,6 @@ describe('access keys', () => {
     expect(jwkMismatch.body.code).toBe('algorithm_mismatch');
   });
 
-  // The eight small-order Ed25519 points (with and without the sign bit) and one non-canonical encoding (y = p).
-  const WEAK_ED25519 = [
-    '0100000000000000000000000000000000000000000000000000000000000000',
-    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    '0000000000000000000000000000000000000000000000000000000000000000',
-    '0000000000000000000000000000000000000000000000000000000000000080',
-    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
-    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
-    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  ];
-
   it('refuses weak registered keys: small-order or non-canonical Ed25519 points, RSA exponents other than 65537', async () => {
     const tenant = newTenant();
     const client = await app.createClient(tenant);
@@ -215,7 +203,7 @@ describe('access keys', () => {
     const tenant = newTenant();
     const client = await app.createClient(tenant, { scopes: ['billing:write'] });
     const keyId = 'weakkey00001';
-    const publicKey = { kty: 'OKP' as const, crv: 'Ed25519' as const, x: Buffer.alloc(32).toString('base64url') };
+    const publicKey = smallOrderJwk();
     // Planted directly, as if stored before registration refused such keys.
     await createDocumentClient().send(
       new TransactWriteCommand({
@@ -233,28 +221,12 @@ describe('access keys', () => {
         ],
       }),
     );
-    const weak = createPublicKey({ key: publicKey, format: 'jwk' });
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
-    let forged: string | undefined;
-    // R a small-order point and S = 0: OpenSSL accepts this "signature" for many messages under a small-order key.
-    for (let jti = 0; jti < 200 && !forged; jti++) {
-      const input = `${b64({ alg: 'EdDSA', kid: keyId })}.${b64({
-        iss: client.issuer,
-        sub: client.clientId,
-        aud: AUDIENCE,
-        iat: now,
-        exp: now + 300,
-        jti: String(jti),
-      })}`;
-      for (const r of WEAK_ED25519.slice(0, 8)) {
-        const signature = Buffer.concat([Buffer.from(r, 'hex'), Buffer.alloc(32)]);
-        if (verify(null, Buffer.from(input), weak, signature)) {
-          forged = `${input}.${signature.toString('base64url')}`;
-          break;
-        }
-      }
-    }
+    const forged = forgeForSmallOrderKey(
+      (jti) =>
+        `${b64({ alg: 'EdDSA', kid: keyId })}.${b64({ iss: client.issuer, sub: client.clientId, aud: AUDIENCE, iat: now, exp: now + 300, jti: String(jti) })}`,
+    );
     expect(forged, 'node:crypto accepts some forged signature for a small-order key').toBeDefined();
     const result = await app.call('GET', '/v1/whoami', { token: forged });
     expect(result.status).toBe(401);

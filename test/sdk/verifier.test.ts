@@ -6,7 +6,7 @@
 // The authorizer and the discovery routes read this when startTestApp loads the handlers.
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
 
-import { createPublicKey, verify as cryptoVerify, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { JwtVerifier } from 'aws-jwt-verify';
 import type { Fetcher } from 'aws-jwt-verify/https';
 import { type JwksCache, SimpleJwksCache } from 'aws-jwt-verify/jwk';
@@ -17,6 +17,7 @@ import { TokenProvider } from '#sdk/token-provider.ts';
 import { ClientTokenVerifier, KeyDiscoveryError, TokenRejectedError } from '#sdk/verifier.ts';
 import { parseAccessKey } from '#shared/access-key.ts';
 import { AUDIENCE, ISSUER_BASE, newTenant, startTestApp, type TestApp } from '../support/app.ts';
+import { forgeForSmallOrderKey, smallOrderJwk } from '../support/weak-keys.ts';
 
 let app: TestApp;
 /** fetch that reaches the issuer's URLs (http://keysmith.test/...) at the test server, recording each URL. */
@@ -192,6 +193,17 @@ function rawJws(
   if (key && alg === 'RS256') signature = sign('sha256', Buffer.from(input), key);
   return `${input}.${signature.toString('base64url')}`;
 }
+
+/** A verifier whose discovery answers honestly for `issuer` and serves `keys` as its JWKS. */
+const verifierServing = (issuer: string, keys: unknown[]) =>
+  new ClientTokenVerifier({
+    issuerBase: ISSUER_BASE,
+    audiences: AUDIENCE,
+    fetch: async (input) =>
+      String(input).endsWith('/openid-configuration')
+        ? Response.json({ issuer, jwks_uri: `${issuer}/.well-known/openid-configuration/jwks` })
+        : Response.json({ keys }),
+  });
 
 describe('the SDK verifier refuses an attack corpus', () => {
   let verifier: ClientTokenVerifier;
@@ -388,46 +400,20 @@ describe('the SDK verifier refuses an attack corpus', () => {
       { ...privateJwk, kid: victim.keyId, alg: 'EdDSA' },
       { ...publicJwk, kid: victim.keyId, alg: 'EdDSA', use: 'enc' },
     ]) {
-      const stubbed = new ClientTokenVerifier({
-        issuerBase: ISSUER_BASE,
-        audiences: AUDIENCE,
-        fetch: async (input) =>
-          String(input).endsWith('/openid-configuration')
-            ? Response.json({ issuer, jwks_uri: `${issuer}/.well-known/openid-configuration/jwks` })
-            : Response.json({ keys: [entry] }),
-      });
-      await expect(stubbed.verify(token)).rejects.toMatchObject({ reason: 'unknown_key' });
+      await expect(verifierServing(issuer, [entry]).verify(token)).rejects.toMatchObject({ reason: 'unknown_key' });
     }
   });
 
   it('ignores a small-order Ed25519 key in a JWKS, so a signature forged for it is refused', async () => {
     const issuer = `${ISSUER_BASE}/v1/clients/${victim.clientId}`;
-    const weakJwk = { kty: 'OKP', crv: 'Ed25519', x: Buffer.alloc(32).toString('base64url'), kid: victim.keyId, alg: 'EdDSA' };
-    const weak = createPublicKey({ key: weakJwk, format: 'jwk' });
-    const smallOrder = [
-      '0000000000000000000000000000000000000000000000000000000000000000',
-      '0100000000000000000000000000000000000000000000000000000000000000',
-    ];
-    let forged: string | undefined;
-    for (let jti = 0; jti < 200 && !forged; jti++) {
-      const input = rawJws(header(victim.keyId), { ...claimsOf(victim.clientId), jti: String(jti) }, undefined)
+    const weakJwk = { ...smallOrderJwk(), kid: victim.keyId, alg: 'EdDSA' };
+    const forged = forgeForSmallOrderKey((jti) =>
+      rawJws(header(victim.keyId), { ...claimsOf(victim.clientId), jti: String(jti) }, undefined)
         .split('.')
         .slice(0, 2)
-        .join('.');
-      for (const r of smallOrder) {
-        const signature = Buffer.concat([Buffer.from(r, 'hex'), Buffer.alloc(32)]);
-        if (cryptoVerify(null, Buffer.from(input), weak, signature)) forged = `${input}.${signature.toString('base64url')}`;
-      }
-    }
+        .join('.'),
+    );
     expect(forged, 'node:crypto accepts some forged signature for a small-order key').toBeDefined();
-    const stubbed = new ClientTokenVerifier({
-      issuerBase: ISSUER_BASE,
-      audiences: AUDIENCE,
-      fetch: async (input) =>
-        String(input).endsWith('/openid-configuration')
-          ? Response.json({ issuer, jwks_uri: `${issuer}/.well-known/openid-configuration/jwks` })
-          : Response.json({ keys: [weakJwk] }),
-    });
-    await expect(stubbed.verify(forged as string)).rejects.toMatchObject({ reason: 'unknown_key' });
+    await expect(verifierServing(issuer, [weakJwk]).verify(forged as string)).rejects.toMatchObject({ reason: 'unknown_key' });
   });
 });
