@@ -3,6 +3,11 @@
  * a plain handler). It finds each client's public keys through the client's OpenID discovery document and
  * applies the same token rules as the authorizer, from shared/token-policy.ts. Needs no AWS SDK.
  *
+ * Known clients' keys live in one bounded LRU, clients Keysmith answered 404 for in another, so a flood of tokens
+ * naming unknown clientIds can never evict a real client. Fetches for clients not in the first cache share one
+ * token bucket across clients: past it such a token gets a {@link KeyDiscoveryError} (answer 503), never a fetch.
+ * Documents are size-limited while they stream.
+ *
  * What it cannot check: the JWKS carries neither the client's scopes nor its tenant. So it returns the token's
  * own `scope` claim as `claimedScopes`: what the client asks for, not what it was granted (the "subset of the
  * client's scopes" rule is the authorizer's alone; any client can claim any scope here). Authorize by `clientId`;
@@ -37,7 +42,19 @@ export interface ClientTokenVerifierOptions {
   cacheSeconds?: number;
   /** Clients whose keys are kept in memory (least recently used are dropped). @default 1000 */
   maxCachedClients?: number;
-  /** A cached client is re-fetched for an unknown kid (or unknown client) at most this often, in seconds. @default 5 */
+  /**
+   * Clients Keysmith answered 404 for, remembered apart from the clients above (least recently used are dropped), so
+   * that unknown clientIds never evict known ones. Each is refused as `unknown_client` for `cacheSeconds`, without a
+   * fetch. @default 10000
+   */
+  maxUnknownClients?: number;
+  /**
+   * Discovery fetches per second, shared by every client not in the cache of known clients (burst: the same number,
+   * at least 1). Past it a token of such a client gets a {@link KeyDiscoveryError}, not a fetch. Known clients'
+   * refreshes are not counted, so they keep working during a flood of unknown clientIds. @default 10
+   */
+  maxDiscoveryFetchesPerSecond?: number;
+  /** A known client is re-fetched for an unknown kid at most this often, in seconds. @default 5 */
   unknownKeyRefreshSeconds?: number;
   /** Timeout of one discovery or JWKS request, in ms. @default 5000 */
   fetchTimeoutMs?: number;
@@ -76,6 +93,13 @@ interface ClientKeys {
   fetchedAt: number;
 }
 
+/** Puts `key` last in a Map used as an LRU, dropping the least recently used entries beyond `max`. */
+function touch<V>(lru: Map<string, V>, key: string, value: V, max: number): void {
+  lru.delete(key);
+  lru.set(key, value);
+  while (lru.size > max) lru.delete(lru.keys().next().value as string);
+}
+
 const MAX_DOCUMENT_BYTES = 64 * 1024;
 const ALGORITHM_SET: ReadonlySet<string> = new Set(ALGORITHMS);
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
@@ -92,19 +116,29 @@ export function bearerToken(header: string | null | undefined): string | undefin
 
 /**
  * Verifies client tokens against the keys each client publishes. Keys are cached per client for
- * `cacheSeconds` (so a revoked key stops working within that bound), in a bounded LRU; concurrent misses
- * for one client share one fetch.
+ * `cacheSeconds` (so a revoked key stops working within that bound), in a bounded LRU; unknown clients in a
+ * second bounded LRU; concurrent misses for one client share one fetch, and fetches for clients not yet known
+ * are rate-limited across clients.
  */
 export class ClientTokenVerifier {
   private readonly policy: TokenPolicy;
   private readonly cacheMs: number;
   private readonly maxCachedClients: number;
+  private readonly maxUnknownClients: number;
   private readonly unknownKeyRefreshMs: number;
   private readonly fetchTimeoutMs: number;
   private readonly fetch: typeof fetch;
   private readonly now: () => number;
+  /** Known clients (their keys), least recently used first. */
   private readonly cache = new Map<string, ClientKeys>();
+  /** Clients Keysmith answered 404 for (`keys` undefined), least recently used first. */
+  private readonly unknownCache = new Map<string, ClientKeys>();
   private readonly inFlight = new Map<string, Promise<ClientKeys>>();
+  /** The token bucket of fetches for clients not in `cache`: per ms, capacity, level, and when it was last filled. */
+  private readonly discoveryRatePerMs: number;
+  private readonly discoveryBurst: number;
+  private discoveryTokens: number;
+  private discoveryFilledAt: number;
 
   constructor(options: ClientTokenVerifierOptions) {
     const issuerBase = options.issuerBase.replace(/\/+$/, '');
@@ -119,10 +153,17 @@ export class ClientTokenVerifier {
     };
     this.cacheMs = (options.cacheSeconds ?? 60) * 1000;
     this.maxCachedClients = options.maxCachedClients ?? 1000;
+    this.maxUnknownClients = options.maxUnknownClients ?? 10_000;
+    const rate = options.maxDiscoveryFetchesPerSecond ?? 10;
+    if (!(rate > 0)) throw new TypeError('maxDiscoveryFetchesPerSecond must be a positive number');
     this.unknownKeyRefreshMs = (options.unknownKeyRefreshSeconds ?? 5) * 1000;
     this.fetchTimeoutMs = options.fetchTimeoutMs ?? 5000;
     this.fetch = options.fetch ?? globalThis.fetch;
     this.now = options.now ?? Date.now;
+    this.discoveryRatePerMs = rate / 1000;
+    this.discoveryBurst = Math.max(1, rate);
+    this.discoveryTokens = this.discoveryBurst;
+    this.discoveryFilledAt = this.now();
   }
 
   /**
@@ -150,26 +191,63 @@ export class ClientTokenVerifier {
 
   private async keyFor(clientId: string, keyId: string): Promise<VerificationKey> {
     let entry = await this.clientKeys(clientId, false);
-    if (!entry.keys?.has(keyId) && this.now() - entry.fetchedAt >= this.unknownKeyRefreshMs)
+    // Only a known client is re-fetched for an unknown kid; an unknown client stays unknown for cacheSeconds.
+    if (entry.keys && !entry.keys.has(keyId) && this.now() - entry.fetchedAt >= this.unknownKeyRefreshMs)
       entry = await this.clientKeys(clientId, true);
     if (!entry.keys) return reject('unknown_client');
     return entry.keys.get(keyId) ?? reject('unknown_key');
   }
 
   private async clientKeys(clientId: string, refresh: boolean): Promise<ClientKeys> {
-    const cached = this.cache.get(clientId);
-    if (cached && !refresh && this.now() - cached.fetchedAt < this.cacheMs) {
-      this.cache.delete(clientId);
-      this.cache.set(clientId, cached);
-      return cached;
+    const now = this.now();
+    const known = this.cache.get(clientId);
+    if (known) {
+      if (!refresh && now - known.fetchedAt < this.cacheMs) {
+        touch(this.cache, clientId, known, this.maxCachedClients);
+        return known;
+      }
+      // A known client's refresh (expired, or an unknown kid) is not rate-limited.
+      return this.fetchShared(clientId);
     }
+    const unknown = this.unknownCache.get(clientId);
+    if (unknown) {
+      if (now - unknown.fetchedAt < this.cacheMs) {
+        touch(this.unknownCache, clientId, unknown, this.maxUnknownClients);
+        return unknown;
+      }
+      this.unknownCache.delete(clientId);
+    }
+    const pending = this.inFlight.get(clientId);
+    if (pending) return pending;
+    if (!this.takeDiscoveryToken(now))
+      throw new KeyDiscoveryError('discovery rate limit reached for unknown clients; retry shortly');
+    return this.fetchShared(clientId);
+  }
+
+  /** Takes one fetch from the token bucket of clients not yet known; false when it is empty. */
+  private takeDiscoveryToken(now: number): boolean {
+    const elapsed = now - this.discoveryFilledAt;
+    if (elapsed > 0)
+      this.discoveryTokens = Math.min(this.discoveryBurst, this.discoveryTokens + elapsed * this.discoveryRatePerMs);
+    this.discoveryFilledAt = now;
+    if (this.discoveryTokens < 1) return false;
+    this.discoveryTokens -= 1;
+    return true;
+  }
+
+  /** The client's keys from one fetch shared by concurrent callers, remembered in the cache its answer belongs to. */
+  private fetchShared(clientId: string): Promise<ClientKeys> {
     let pending = this.inFlight.get(clientId);
     if (!pending) {
       pending = this.discover(clientId)
         .then((entry) => {
-          this.cache.delete(clientId);
-          this.cache.set(clientId, entry);
-          while (this.cache.size > this.maxCachedClients) this.cache.delete(this.cache.keys().next().value as string);
+          if (entry.keys) {
+            this.unknownCache.delete(clientId);
+            touch(this.cache, clientId, entry, this.maxCachedClients);
+          } else {
+            this.cache.delete(clientId);
+            touch(this.unknownCache, clientId, entry, this.maxUnknownClients);
+          }
           return entry;
         })
         .finally(() => this.inFlight.delete(clientId));
@@ -231,8 +309,7 @@ export class ClientTokenVerifier {
       await response.body?.cancel();
       throw new KeyDiscoveryError(`fetching ${url} failed: HTTP ${response.status}`);
     }
-    const text = await response.text();
-    if (text.length > MAX_DOCUMENT_BYTES) throw new KeyDiscoveryError(`${url} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+    const text = await readLimited(url, response);
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -243,6 +320,47 @@ export class ClientTokenVerifier {
       throw new KeyDiscoveryError(`${url} is not a JSON object`);
     return value as Record<string, unknown>;
   }
+}
+
+/**
+ * A response body as text, refused as soon as it is larger than MAX_DOCUMENT_BYTES: by its content-length before
+ * reading, or while streaming (the stream is then cancelled, never read to its end). Decoded as UTF-8 once, at the end.
+ */
+async function readLimited(url: string, response: Response): Promise<string> {
+  const tooLarge = () => new KeyDiscoveryError(`${url} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+  const declared = response.headers.get('content-length');
+  if (declared !== null && Number(declared) > MAX_DOCUMENT_BYTES) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > MAX_DOCUMENT_BYTES) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    if (error instanceof KeyDiscoveryError) throw error;
+    throw new KeyDiscoveryError(`reading ${url} failed: ${(error as Error).message}`);
+  } finally {
+    reader.releaseLock();
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(body);
 }
 
 /** A JWKS entry as a verification key, or undefined when it is not a public signing key of an allowed algorithm. */
