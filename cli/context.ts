@@ -69,11 +69,43 @@ export interface Context {
   fetch: typeof fetch;
 }
 
-/** Prints a value as JSON (for `--json`). */
-export const printJson = (ctx: Context, value: unknown): void => ctx.out(JSON.stringify(value, null, 2));
+/**
+ * What a terminal could act on or that disguises text: C0 (tab, newline, ESC ...), DEL, C1 (U+009B is a CSI of
+ * its own), the bidirectional controls, and the Unicode line and paragraph separators.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const TERMINAL_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
-/** Prints rows as an aligned table. */
-export function printTable(ctx: Context, headers: string[], rows: string[][]): void {
+/**
+ * `text` made safe to print: each control character becomes a visible `\uXXXX`; other Unicode is kept.
+ * Everything the CLI prints that came from the API, a file or the user goes through it: the tables are
+ * untrusted, so a name may hold an escape sequence or a newline that fakes another line.
+ * `keepNewlines` is for the CLI's own multi-line text (help, indented JSON): only its line breaks survive.
+ */
+export function terminalSafe(text: string, { keepNewlines = false } = {}): string {
+  if (keepNewlines)
+    return text
+      .split('\n')
+      .map((line) => terminalSafe(line))
+      .join('\n');
+  return text.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * `value` as JSON that is safe to print and parses back to the same value. JSON.stringify escapes C0 inside
+ * strings but not DEL, C1 or the bidirectional controls; those become `\uXXXX` escapes here. Raw control
+ * characters can only be inside strings, and the only newlines outside them are the indentation's.
+ */
+export const jsonText = (value: unknown, indent?: number): string =>
+  terminalSafe(JSON.stringify(value, null, indent) ?? 'null', { keepNewlines: true });
+
+/** Prints a value as JSON (for `--json`). */
+export const printJson = (ctx: Context, value: unknown): void => ctx.out(jsonText(value, 2));
+
+/** Prints rows as an aligned table; every cell is made {@link terminalSafe}. */
+export function printTable(ctx: Context, headerCells: string[], rowCells: string[][]): void {
+  const headers = headerCells.map((cell) => terminalSafe(cell));
+  const rows = rowCells.map((row) => row.map((cell) => terminalSafe(cell)));
   const widths = headers.map((header, i) => Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

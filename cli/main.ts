@@ -10,7 +10,7 @@ import { keysCommands } from './commands/keys.ts';
 import { auditVerifyCommand, bootstrapCommand } from './commands/operator.ts';
 import { tokenCommand } from './commands/token.ts';
 import { whoamiCommand } from './commands/whoami.ts';
-import { ApiProblemError, CliError, type Context, readLocalState, UsageError } from './context.ts';
+import { ApiProblemError, CliError, type Context, jsonText, readLocalState, terminalSafe, UsageError } from './context.ts';
 
 export { UsageError };
 
@@ -67,26 +67,38 @@ function findCommand(argv: string[]): { command: Command; args: string[] } | und
   return undefined;
 }
 
-/** Runs the CLI; returns the exit code. */
+/** Runs the CLI; returns the exit code. `context` replaces parts of the real one (tests route `fetch`). */
 export async function run(
   argv: string[],
-  out = (line: string) => console.log(line),
-  err = (line: string) => console.error(line),
+  rawOut = (line: string) => console.log(line),
+  rawErr = (line: string) => console.error(line),
+  context: Partial<Pick<Context, 'env' | 'local' | 'fetch'>> = {},
 ): Promise<number> {
-  const env = process.env;
-  const ctx: Context = { out, err, env, local: () => readLocalState(), fetch: globalThis.fetch };
+  const env = context.env ?? process.env;
+  // A backstop for every command: the commands make what they print terminal-safe themselves (newlines in a
+  // name too); here nothing but the CLI's own line breaks ever reaches the terminal raw.
+  const out = (line: string) => rawOut(terminalSafe(line, { keepNewlines: true }));
+  const err = (line: string) => rawErr(terminalSafe(line, { keepNewlines: true }));
+  const ctx: Context = {
+    out,
+    err,
+    env,
+    local: context.local ?? (() => readLocalState()),
+    fetch: context.fetch ?? globalThis.fetch,
+  };
   const json = argv.includes('--json');
   const fail = (code: number, message: string, problem?: ApiProblemError): number => {
     const safe = redact(message, argv, env);
     if (json)
       err(
-        JSON.stringify({
+        jsonText({
           error: problem
             ? { status: problem.status, code: problem.code, detail: redact(problem.detail, argv, env) }
             : { message: safe },
         }),
       );
-    else err(`keysmith: ${safe}`);
+    // An API's detail or a user's argument may hold control characters: one line, escaped.
+    else err(`keysmith: ${terminalSafe(safe)}`);
     return code;
   };
   try {

@@ -15,19 +15,66 @@ const scopes = z
   .max(MAX_SCOPES, `at most ${MAX_SCOPES} scopes`)
   .refine((list) => new Set(list).size === list.length, 'scopes must not repeat');
 
+/**
+ * Characters that could drive a terminal or disguise text: C0 (U+0000–U+001F, so tab and newline too), DEL, C1
+ * (U+0080–U+009F), and the bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069).
+ * Names, descriptions, tag keys and tag values refuse them (contract §14).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** `schema` refusing {@link CONTROL_CHARACTERS}; the message names `field` and never echoes the value. */
+export function withoutControlCharacters<S extends z.ZodString>(schema: S, field: string): S {
+  return schema.refine(
+    (value) => !CONTROL_CHARACTERS.test(value),
+    `${field} must not contain control characters (C0 such as tab or newline, DEL, C1) or bidirectional controls`,
+  );
+}
+
 const tags = z
   .record(
-    z.string().min(1).max(64, 'a tag key is at most 64 characters'),
-    z.string().max(256, 'a tag value is at most 256 characters'),
+    withoutControlCharacters(z.string(), 'a tag key')
+      .min(1, 'a tag key must not be empty')
+      .max(64, 'a tag key is at most 64 characters'),
+    withoutControlCharacters(z.string(), 'a tag value').max(256, 'a tag value is at most 256 characters'),
   )
   .refine((record) => Object.keys(record).length <= MAX_TAGS, `at most ${MAX_TAGS} tags`);
 
-const name = z.string().trim().min(1, 'name must not be empty').max(128, 'name is at most 128 characters');
-const description = z.string().max(1024, 'description is at most 1024 characters');
+// The control check runs before trim, so a leading or trailing tab or newline is refused, not trimmed away.
+const name = withoutControlCharacters(z.string(), 'name')
+  .trim()
+  .min(1, 'name must not be empty')
+  .max(128, 'name is at most 128 characters');
+const description = withoutControlCharacters(z.string(), 'description').max(1024, 'description is at most 1024 characters');
 
-const futureTime = z.iso
-  .datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2027-01-31T00:00:00Z' })
-  .refine((value) => Date.parse(value) > Date.now(), 'must be in the future');
+const MIN_INSTANT_MS = Date.parse('0000-01-01T00:00:00.000Z');
+const MAX_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * An ISO 8601 date-time with a time zone, compared as an instant: refused outside the years 0000 to 9999 once
+ * converted to UTC (`9999-12-31T23:59:59-14:00` is in the year 10000), and normalized to UTC ISO
+ * (`2020-01-01T10:00:00+05:00` becomes `2020-01-01T05:00:00.000Z`), so later comparisons see canonical strings.
+ */
+function instant(field: string) {
+  return z.iso
+    .datetime({ offset: true, message: `${field} is an ISO 8601 date-time with a time zone, e.g. 2027-01-31T00:00:00Z` })
+    .transform((value, ctx) => {
+      const ms = Date.parse(value);
+      // NaN fails both comparisons too.
+      if (!(ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS)) {
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          message: `${field} must be from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z once converted to UTC`,
+        });
+        return z.NEVER;
+      }
+      return new Date(ms).toISOString();
+    });
+}
+
+const futureTime = (field: string) =>
+  instant(field).refine((value) => Date.parse(value) > Date.now(), `${field} must be in the future`);
 
 export const createClientBody = z.strictObject({
   name,
@@ -50,7 +97,7 @@ export type UpdateClientBody = z.infer<typeof updateClientBody>;
 
 export const createKeyBody = z.strictObject({
   algorithm: z.enum(ALGORITHMS).optional(),
-  expiresAt: futureTime.optional(),
+  expiresAt: futureTime('expiresAt').optional(),
   publicKey: z.record(z.string(), z.unknown()).optional(),
 });
 export type CreateKeyBody = z.infer<typeof createKeyBody>;
@@ -67,8 +114,8 @@ export const listQuery = z.strictObject({ limit, cursor: cursor.optional() });
 export const auditQuery = z.strictObject({
   limit,
   cursor: cursor.optional(),
-  from: z.iso.datetime({ offset: true, message: 'from is an ISO 8601 date-time' }).optional(),
-  to: z.iso.datetime({ offset: true, message: 'to is an ISO 8601 date-time' }).optional(),
+  from: instant('from').optional(),
+  to: instant('to').optional(),
   action: z.enum(AUDIT_ACTIONS).optional(),
 });
 export const emptyQuery = z.strictObject({});
@@ -79,6 +126,10 @@ export const pathParameters = {
   keyId: z.string().regex(KEY_ID, 'keyId is 8 to 16 letters and digits'),
 } as const;
 
+/** Field names from the input (unknown fields, record keys) in a message: control characters as `\\uXXXX`. */
+const escapeControls = (text: string): string =>
+  text.replace(new RegExp(CONTROL_CHARACTERS.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /**
  * Parses `input` with `schema`, or throws a 400 problem that lists each issue with its path.
  * Issues name where and what, never echo the value (it might be a secret pasted in the wrong place).
@@ -86,15 +137,21 @@ export const pathParameters = {
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    path: [where, ...issue.path.map(String)].join('.'),
-    message:
-      issue.code === 'unrecognized_keys'
-        ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}`
-        : issue.code === 'invalid_type'
-          ? `expected ${issue.expected}`
-          : issue.message,
-  }));
+  const issues = result.error.issues.map((issue) => {
+    // A refused record key (a tag key) is named by where it is, not echoed: its own path ends with the key.
+    const path = issue.code === 'invalid_key' ? issue.path.slice(0, -1) : issue.path;
+    return {
+      path: [where, ...path.map((segment) => escapeControls(String(segment)))].join('.'),
+      message:
+        issue.code === 'unrecognized_keys'
+          ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map(escapeControls).join(', ')}`
+          : issue.code === 'invalid_type'
+            ? `expected ${issue.expected}`
+            : issue.code === 'invalid_key'
+              ? (issue.issues[0]?.message ?? 'invalid key')
+              : issue.message,
+    };
+  });
   const first = issues[0];
   throw new InvalidRequestError(
     first ? `${first.path}: ${first.message}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}` : `invalid ${where}`,

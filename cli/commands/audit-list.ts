@@ -1,7 +1,7 @@
 /** `keysmith audit list`: a tenant's decrypted audit records, newest first, through the API. */
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
 import { type Command, stringOption } from '../command.ts';
-import { printJson, printTable, UsageError } from '../context.ts';
+import { printJson, printTable, terminalSafe, UsageError } from '../context.ts';
 
 interface AuditEventView {
   eventId: string;
@@ -51,7 +51,7 @@ export const auditListCommand: Command = {
     if (values.json) printJson(ctx, body);
     else {
       if (body.items.length === 0)
-        ctx.out(`No audit records in tenant ${tenant}${query.from || query.to ? ' in that time range' : ''}.`);
+        ctx.out(terminalSafe(`No audit records in tenant ${tenant}${query.from || query.to ? ' in that time range' : ''}.`));
       else
         printTable(
           ctx,
@@ -64,7 +64,7 @@ export const auditListCommand: Command = {
             event.target ? [event.target.clientId, event.target.keyId].filter(Boolean).join('/') : '?',
           ]),
         );
-      if (body.nextCursor) ctx.out(`More: --cursor ${body.nextCursor}`);
+      if (body.nextCursor) ctx.out(terminalSafe(`More: --cursor ${body.nextCursor}`));
     }
     return 0;
   },

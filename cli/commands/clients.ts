@@ -2,7 +2,7 @@
 import type { clientView } from '#shared/api.ts';
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
 import { type Command, type OptionValues, stringOption, stringsOption } from '../command.ts';
-import { type Context, printJson, printTable, UsageError } from '../context.ts';
+import { type Context, printJson, printTable, terminalSafe, UsageError } from '../context.ts';
 
 /** A client as the API returns it (the API's own view type, so the two cannot drift). */
 type ClientView = ReturnType<typeof clientView>;
@@ -57,7 +57,8 @@ function printClient(ctx: Context, client: ClientView): void {
     ['created', client.createdAt],
     ['updated', client.updatedAt],
   ];
-  for (const [label, value] of rows) ctx.out(`${`${label}:`.padEnd(13)}${value}`);
+  // Every value is the API's (the tables are untrusted): escaped, so a name cannot drive the terminal or fake a line.
+  for (const [label, value] of rows) ctx.out(`${`${label}:`.padEnd(13)}${terminalSafe(value)}`);
 }
 
 export const clientsCommands: Command[] = [
@@ -87,9 +88,9 @@ export const clientsCommands: Command[] = [
       });
       if (values.json) printJson(ctx, body);
       else {
-        ctx.out(`Created client ${body.clientId} in tenant ${body.tenantId}.`);
+        ctx.out(terminalSafe(`Created client ${body.clientId} in tenant ${body.tenantId}.`));
         printClient(ctx, body);
-        ctx.out(`Next: keysmith keys create ${body.clientId} --tenant ${body.tenantId}`);
+        ctx.out(terminalSafe(`Next: keysmith keys create ${body.clientId} --tenant ${body.tenantId}`));
       }
       return 0;
     },
@@ -119,14 +120,14 @@ export const clientsCommands: Command[] = [
       }
       if (values.json) printJson(ctx, { items, ...(nextCursor ? { nextCursor } : {}) });
       else {
-        if (items.length === 0) ctx.out(`No clients in tenant ${tenant}.`);
+        if (items.length === 0) ctx.out(terminalSafe(`No clients in tenant ${tenant}.`));
         else
           printTable(
             ctx,
             ['CLIENT ID', 'NAME', 'ENABLED', 'SCOPES', 'CREATED'],
             items.map((c) => [c.clientId, c.name, c.enabled ? 'yes' : 'no', c.scopes.join(' '), c.createdAt]),
           );
-        if (nextCursor) ctx.out(`More: --cursor ${nextCursor} (or --all)`);
+        if (nextCursor) ctx.out(terminalSafe(`More: --cursor ${nextCursor} (or --all)`));
       }
       return 0;
     },
@@ -176,7 +177,7 @@ export const clientsCommands: Command[] = [
       const { body } = await api.request<ClientView>('PATCH', clientPath(tenantOf(values, ctx, api), clientId as string), change);
       if (values.json) printJson(ctx, body);
       else {
-        ctx.out(`Updated client ${body.clientId}.`);
+        ctx.out(terminalSafe(`Updated client ${body.clientId}.`));
         printClient(ctx, body);
       }
       return 0;
@@ -192,7 +193,7 @@ export const clientsCommands: Command[] = [
       const tenant = tenantOf(values, ctx, api);
       await api.request('DELETE', clientPath(tenant, clientId as string));
       if (values.json) printJson(ctx, { deleted: clientId, tenantId: tenant });
-      else ctx.out(`Deleted client ${clientId} of tenant ${tenant}; its keys are revoked.`);
+      else ctx.out(terminalSafe(`Deleted client ${clientId} of tenant ${tenant}; its keys are revoked.`));
       return 0;
     },
   },

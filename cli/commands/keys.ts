@@ -3,7 +3,7 @@ import type { keyView } from '#shared/api.ts';
 import { ALGORITHMS } from '#shared/model.ts';
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
 import { type Command, stringOption } from '../command.ts';
-import { printJson, printTable, readUserFile, UsageError } from '../context.ts';
+import { printJson, printTable, readUserFile, terminalSafe, UsageError } from '../context.ts';
 
 /** A key as the API returns it (the API's own view type; `accessKey` only in the create answer). */
 type KeyView = ReturnType<typeof keyView> & { accessKey?: string };
@@ -67,13 +67,17 @@ export const keysCommands: Command[] = [
       else if (body.accessKey) {
         // The access key alone on stdout, so `> file` captures exactly the secret; the rest goes to stderr.
         ctx.err(
-          `Created ${body.algorithm} key ${body.keyId} for client ${body.clientId}${body.expiresAt ? ` (expires ${body.expiresAt})` : ''}.`,
+          terminalSafe(
+            `Created ${body.algorithm} key ${body.keyId} for client ${body.clientId}${body.expiresAt ? ` (expires ${body.expiresAt})` : ''}.`,
+          ),
         );
         ctx.err('Its access key follows. It is shown only this once: store it as a secret now.');
-        ctx.out(body.accessKey);
+        ctx.out(terminalSafe(body.accessKey));
       } else
         ctx.out(
-          `Registered ${body.algorithm} key ${body.keyId} for client ${body.clientId}. Sign tokens with your private key and kid ${body.keyId}.`,
+          terminalSafe(
+            `Registered ${body.algorithm} key ${body.keyId} for client ${body.clientId}. Sign tokens with your private key and kid ${body.keyId}.`,
+          ),
         );
       return 0;
     },
@@ -89,7 +93,7 @@ export const keysCommands: Command[] = [
       for await (const page of api.pages<KeyView>(keysPath(tenantOf(values, ctx, api), clientId as string), { limit: '100' }))
         items.push(...page);
       if (values.json) printJson(ctx, { items });
-      else if (items.length === 0) ctx.out(`Client ${clientId} has no keys.`);
+      else if (items.length === 0) ctx.out(terminalSafe(`Client ${clientId} has no keys.`));
       else
         printTable(
           ctx,
@@ -111,7 +115,7 @@ export const keysCommands: Command[] = [
         `${keysPath(tenantOf(values, ctx, api), clientId as string)}/${encodeURIComponent(keyId as string)}`,
       );
       if (values.json) printJson(ctx, { revoked: keyId, clientId });
-      else ctx.out(`Revoked key ${keyId} of client ${clientId}.`);
+      else ctx.out(terminalSafe(`Revoked key ${keyId} of client ${clientId}.`));
       return 0;
     },
   },

@@ -1,7 +1,7 @@
 /** `keysmith token`: mint a client token from an access key. */
 import { mintToken } from '#sdk/token.ts';
 import { type Command, integerOption, stringOption } from '../command.ts';
-import { readUserFile, UsageError } from '../context.ts';
+import { jsonText, readUserFile, terminalSafe, UsageError } from '../context.ts';
 
 export const tokenCommand: Command = {
   name: ['token'],
@@ -50,8 +50,8 @@ export const tokenCommand: Command = {
     });
     ctx.out(
       values.json
-        ? JSON.stringify({ token: minted.token, expiresAt: new Date(minted.expiresAt * 1000).toISOString() })
-        : minted.token,
+        ? jsonText({ token: minted.token, expiresAt: new Date(minted.expiresAt * 1000).toISOString() })
+        : terminalSafe(minted.token),
     );
     return 0;
   },

@@ -1,7 +1,7 @@
 /** `keysmith whoami`: who the API says an access key is. */
 import { CONNECTION_OPTIONS, connect } from '../admin-api.ts';
 import type { Command } from '../command.ts';
-import { printJson } from '../context.ts';
+import { printJson, terminalSafe } from '../context.ts';
 
 export const whoamiCommand: Command = {
   name: ['whoami'],
@@ -22,10 +22,10 @@ export const whoamiCommand: Command = {
     );
     if (values.json) printJson(ctx, body);
     else {
-      ctx.out(`clientId: ${body.clientId}`);
-      ctx.out(`tenant:   ${body.tenantId}`);
-      ctx.out(`keyId:    ${body.keyId}`);
-      ctx.out(`scopes:   ${body.scopes || '(none)'}`);
+      ctx.out(terminalSafe(`clientId: ${body.clientId}`));
+      ctx.out(terminalSafe(`tenant:   ${body.tenantId}`));
+      ctx.out(terminalSafe(`keyId:    ${body.keyId}`));
+      ctx.out(terminalSafe(`scopes:   ${body.scopes || '(none)'}`));
     }
     return 0;
   },
