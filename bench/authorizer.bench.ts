@@ -3,14 +3,15 @@
  * same tokens for every contender. Prints five tables:
  *  1. fresh distinct tokens: bare node:crypto verify, aws-jwt-verify verifySync (JWKS cached), Keysmith's handler;
  *  2. one repeated token through Keysmith's handler;
- *  3. DynamoDB requests, counted by a KeyDirectory wrapping a real ClientStore on DynamoDB Local (started here);
+ *  3. DynamoDB requests and seal verifications (a KMS VerifyMac each in AWS), counted around a real ClientStore
+ *     on DynamoDB Local (started here);
  *  4. bundle size and module load time of the authorizer and of a minimal aws-jwt-verify authorizer (esbuild);
  *  5. time from a key's revocation to the first 401 on a warm handler, against the configured bound.
  */
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID, sign, verify } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { JwtVerifier } from 'aws-jwt-verify';
@@ -20,6 +21,7 @@ import { toPublicJwk } from '#shared/access-key.ts';
 import { Authorizer, type KeyDirectory } from '#shared/authorizer.ts';
 import { newClientId, newKeyId, randomBase62 } from '#shared/ids.ts';
 import type { AccessKey, Algorithm, ClientWithKeys, ServiceClient } from '#shared/model.ts';
+import { LocalSealKey, type SealKey } from '#shared/seal.ts';
 import { ClientStore } from '#shared/store.ts';
 import { issuerOf, type TokenPolicy } from '#shared/token-policy.ts';
 import { generateTestKey } from '../test/authorizer/support.ts';
@@ -87,6 +89,7 @@ function makeClient(algorithm: Algorithm): BenchClient {
       origin: 'generated',
       status: 'active',
       createdAt: now,
+      sealedVersion: 1,
     },
     ...pair,
   };
@@ -126,6 +129,19 @@ class CountingDirectory implements KeyDirectory {
   }
 }
 
+/** Counts seal verifications: in AWS each is one KMS VerifyMac (less the ones KmsSealKey remembers). */
+class CountingSealKey implements SealKey {
+  verifies = 0;
+  constructor(private readonly inner: SealKey) {}
+  seal(message: string): Promise<Uint8Array> {
+    return this.inner.seal(message);
+  }
+  verify(message: string, seal: Uint8Array): Promise<boolean> {
+    this.verifies += 1;
+    return this.inner.verify(message, seal);
+  }
+}
+
 const memoryDirectory = (...clients: BenchClient[]): KeyDirectory => {
   const byId = new Map(clients.map((c) => [c.client.clientId, record(c)]));
   return { getClientWithKeys: async (clientId) => byId.get(clientId) };
@@ -159,7 +175,11 @@ async function main(): Promise<void> {
   );
 
   const dynamodb = await startDynamoDbLocal();
+  const sealKeyBytes = randomBytes(32);
+  const sealKeyFile = join(mkdtempSync(join(tmpdir(), 'keysmith-bench-')), 'seal-key');
+  writeFileSync(sealKeyFile, sealKeyBytes.toString('base64'), { mode: 0o600 });
   Object.assign(process.env, {
+    KEYSMITH_LOCAL_SEAL_KEY_FILE: sealKeyFile,
     AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
     AWS_REGION: LOCAL_AWS.region,
     AWS_ACCESS_KEY_ID: 'local',
@@ -178,7 +198,19 @@ async function main(): Promise<void> {
   try {
     await createTables(raw, TABLES);
     const documentClient = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-    const store = new ClientStore({ documentClient, tableName: TABLES.main });
+    const sealKey = new CountingSealKey(new LocalSealKey(sealKeyBytes));
+    const store = new ClientStore({ documentClient, tableName: TABLES.main, sealKey });
+    const put = async (c: BenchClient) =>
+      documentClient.send(
+        new TransactWriteCommand({
+          TransactItems: await store.writeState({
+            client: c.client,
+            keys: [c.key],
+            expectedVersion: undefined,
+            newKeyIds: [c.key.keyId],
+          }),
+        }),
+      );
     // The deployed composition: this module reads the environment above at load, as a Lambda cold start does.
     const lambda = await import('#lambdas/authorizer/handler.ts');
     const handlerOn = (authorizer: Authorizer) => lambda.createAuthorizerHandler(authorizer) as unknown as Handler;
@@ -256,16 +288,19 @@ async function main(): Promise<void> {
     // ---- 3. DynamoDB requests ---------------------------------------------------------------------------------
     {
       const clients = Array.from({ length: 100 }, () => makeClient('EdDSA'));
-      for (const c of clients)
-        await documentClient.send(new TransactWriteCommand({ TransactItems: [store.putClient(c.client), store.putKey(c.key)] }));
+      for (const c of clients) await put(c);
       const counting = new CountingDirectory(store);
+      sealKey.verifies = 0;
       const handler = handlerOn(new Authorizer({ directory: counting, policy: POLICY, revocationSeconds: 60 }));
       const tokens = Array.from({ length: 10_000 }, (_, i) => tokenOf(clients[i % 100]!));
       for (const token of tokens.slice(0, 100)) await handler(event(token)); // cold: one read per client
       const cold = counting.reads;
+      const coldSeals = sealKey.verifies;
       counting.reads = 0;
+      sealKey.verifies = 0;
       for (const token of tokens) await handler(event(token));
       const warm = counting.reads;
+      const warmSeals = sealKey.verifies;
 
       const target = clients[0]!;
       const attacker = generateKeyPairSync('ed25519').privateKey;
@@ -299,7 +334,9 @@ async function main(): Promise<void> {
         ['workload', 'requests', 'target'],
         [
           ['first token of each of 100 clients (cold caches)', cold, '100 (one per client)'],
+          ['  seal verifications (KMS VerifyMac in AWS) for them', coldSeals, '≤ 1 per read'],
           ['10,000 authorizations over the 100 clients, warm caches', warm, '≤ 100 per window'],
+          ['  seal verifications for them', warmSeals, '≤ 1 per read'],
           [`10,000 random unknown kids for one client, real time (${nf(realSeconds, 1)} s)`, unknownKidsRealTime, '≤ 100'],
           ['10,000 random unknown kids for one client, spread over 100 s', spreadCounting.reads, '≤ 100'],
           ['1,000 tokens of 1,000 unknown clientIds (first time)', unknownClients, 'one each (unavoidable)'],
@@ -366,7 +403,7 @@ async function main(): Promise<void> {
     // ---- 5. revocation ----------------------------------------------------------------------------------------
     {
       const c = makeClient('EdDSA');
-      await documentClient.send(new TransactWriteCommand({ TransactItems: [store.putClient(c.client), store.putKey(c.key)] }));
+      await put(c);
       // The module's own handler: its authorizer was built from KEYSMITH_REVOCATION_SECONDS=2 at import.
       const handler = lambda.handler as unknown as Handler;
       const repeated = tokenOf(c);
@@ -374,8 +411,15 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, Math.random() * REVOCATION_SECONDS * 1000));
       await handler(event(repeated));
       const revokedAt = performance.now();
+      const revoked = { ...c.client, version: 2 };
       await documentClient.send(
-        new TransactWriteCommand({ TransactItems: [store.revokeKey(c.client.clientId, c.key.keyId, new Date().toISOString())] }),
+        new TransactWriteCommand({
+          TransactItems: await store.writeState({
+            client: revoked,
+            keys: [{ ...c.key, status: 'revoked', revokedAt: new Date().toISOString(), sealedVersion: 2 }],
+            expectedVersion: 1,
+          }),
+        }),
       );
       let calls = 0;
       let deniedAfter = Number.NaN;

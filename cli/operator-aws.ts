@@ -2,7 +2,7 @@
  * The AWS side of `keysmith audit verify` and `keysmith bootstrap`: DynamoDB and KMS clients built from the
  * operator's credentials, and the shared wiring. Imported only by those commands (the AWS SDK loads slowly).
  */
-import { KMS } from '@aws-sdk/client-kms';
+import { KMS, KMSClient } from '@aws-sdk/client-kms';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { bootstrapPlatformAdmin, DEFAULT_ADMIN_TENANT } from '#shared/bootstrap.ts';
 import { ConfigError, type KeysmithConfig, loadConfig } from '#shared/config.ts';
@@ -35,20 +35,25 @@ function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'aud
     ...(target.localCredentials ? { credentials: LOCAL_CREDENTIALS } : {}),
   });
   const retentionDays = integerOption(values, 'retention-days');
+  if (required.includes('main') && !target.sealKey)
+    throw new UsageError('--seal-key-arn is required (the stack output SealKeyArn; locally .keysmith/seal-key is used)');
   const config: KeysmithConfig = {
     ...loadConfig({}),
     tables: { main: target.tables.main ?? '', audit: target.tables.audit ?? '' },
     auditKey: target.auditKey,
+    sealKey: target.sealKey,
     auditRetentionDays: retentionDays,
   };
   const kms = new KMS(target.region ? { region: target.region } : {});
+  const kmsClient = new KMSClient(target.region ? { region: target.region } : {});
   return {
     documentClient,
     config,
-    kms,
+    wiring: { documentClient, kms, kmsClient },
     close() {
       documentClient.destroy();
       kms.destroy();
+      kmsClient.destroy();
     },
   };
 }
@@ -57,7 +62,11 @@ function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'aud
 function awsFailure(error: unknown): never {
   if (error instanceof UsageError || error instanceof CliError) throw error;
   if (error instanceof ConfigError)
-    throw new UsageError(error.message.replace('KEYSMITH_LOCAL_WRAPPING_KEY_FILE: ', '--wrapping-key-file: '));
+    throw new UsageError(
+      error.message
+        .replace('KEYSMITH_LOCAL_WRAPPING_KEY_FILE: ', '--wrapping-key-file: ')
+        .replace('KEYSMITH_LOCAL_SEAL_KEY_FILE: ', '--seal-key-file: '),
+    );
   const e = error as { name?: string; message?: string };
   throw new CliError(`${e.name ?? 'Error'}: ${e.message ?? String(error)}`);
 }
@@ -67,7 +76,7 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
   const tenant = tenantOption(values);
   const aws = connectAws(values, ctx, ['audit']);
   try {
-    const audit = createAuditLog(aws.config, aws.documentClient, aws.kms);
+    const audit = createAuditLog(aws.config, aws.wiring);
     const started = Date.now();
     let lastPrinted = started;
     const report = await audit.verify(tenant, (walked) => {
@@ -101,7 +110,7 @@ export async function bootstrap(values: OptionValues, _positionals: string[], ct
   const tenant = tenantOption(values, DEFAULT_ADMIN_TENANT);
   const aws = connectAws(values, ctx, ['main', 'audit']);
   try {
-    const { store, service } = createManagement(aws.config, aws.documentClient, aws.kms);
+    const { store, service } = createManagement(aws.config, aws.wiring);
     // A guard against running the bootstrap twice by mistake, not a lock: it looks at this tenant only.
     if (!values.force) {
       let cursor: string | undefined;

@@ -7,7 +7,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { type ApiDependencies, type ApiRequest, handleApiRequest, problemResponse } from '#shared/api.ts';
-import { InvalidRequestError, NotFoundError } from '#shared/errors.ts';
+import { DependencyAccessDeniedError, InvalidRequestError, type KeysmithError, NotFoundError } from '#shared/errors.ts';
 import { logger } from '#shared/logger.ts';
 import type { CallerIdentity } from '#shared/model.ts';
 import { type RouteFunction, routeFor } from '#shared/routes.ts';
@@ -51,8 +51,14 @@ function toApiRequest(event: APIGatewayProxyEvent, fn: RouteFunction): ApiReques
 
 /** A middy handler serving the routes of one function of the route table. */
 export function apiHandler(fn: RouteFunction, deps: ApiDependencies) {
-  const onServerError = (error: unknown, request: ApiRequest) =>
-    logger.error('request failed', { route: request.route.id, requestId: request.requestId, error: error as Error });
+  const onServerError = (error: unknown, request: ApiRequest, reported: KeysmithError | undefined) =>
+    logger.error(reported instanceof DependencyAccessDeniedError ? `access denied: ${reported.action}` : 'request failed', {
+      route: request.route.id,
+      requestId: request.requestId,
+      code: reported?.code ?? 'internal_error',
+      ...(reported instanceof DependencyAccessDeniedError ? { action: reported.action } : {}),
+      error: error as Error,
+    });
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context>()
     .use(injectLambdaContext(logger))
     .handler(async (event) => {

@@ -8,6 +8,7 @@ import type { AuditLog } from './audit.ts';
 import { identityContext } from './authorizer.ts';
 import type { KeysmithConfig } from './config.ts';
 import {
+  accessDenied,
   InvalidRequestError,
   KeysmithError,
   MethodNotAllowedError,
@@ -63,8 +64,8 @@ export interface ApiDependencies {
   service?: KeysmithService;
   audit?: AuditLog;
   store?: Pick<ClientStore, 'getClientWithKeys'>;
-  /** Called with failures that become a 5xx, for logging. */
-  onServerError?: (error: unknown, request: ApiRequest) => void;
+  /** Called with failures that become a 5xx, for logging: the error thrown and what it was reported as. */
+  onServerError?: (error: unknown, request: ApiRequest, reported: KeysmithError | undefined) => void;
 }
 
 interface Result {
@@ -83,8 +84,13 @@ export function problemResponse(error: unknown): ApiResponse {
   return { statusCode: problem.status, headers, body: JSON.stringify(problem) };
 }
 
-/** AWS SDK errors that mean "the dependency is busy or down", not "Keysmith is broken". */
+/**
+ * AWS SDK errors that mean "the dependency is busy or down", not "Keysmith is broken"; and access denied, which
+ * is a deployment fault (logged with its IAM action), never reported as an outage.
+ */
 function unavailable(error: unknown): KeysmithError | undefined {
+  const denied = accessDenied(error, 'unknown');
+  if (denied) return denied;
   const e = error as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
   const name = e?.name ?? '';
   if (
@@ -292,7 +298,8 @@ export async function handleApiRequest(request: ApiRequest, deps: ApiDependencie
     };
   } catch (error) {
     const mapped = error instanceof KeysmithError ? error : (unavailable(error) ?? error);
-    if (!(mapped instanceof KeysmithError) || mapped.status >= 500) deps.onServerError?.(error, request);
+    const reported = mapped instanceof KeysmithError ? mapped : undefined;
+    if (!reported || reported.status >= 500) deps.onServerError?.(error, request, reported);
     return problemResponse(mapped);
   }
 }

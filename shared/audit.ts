@@ -5,7 +5,9 @@
  * Each tenant's records form a hash chain: record n carries, inside its authenticated ciphertext, its
  * sequence number and the SHA-256 of record n-1's ciphertext; the chain head (last seq and digest) is
  * written in the same transaction with a condition on the previous seq, so concurrent changes in one
- * tenant serialize into one unbroken chain.
+ * tenant serialize into one unbroken chain. The head is trusted only through its seal (its seq, digest and
+ * time encrypted beside it): a head edited outside Keysmith makes every later change fail rather than extend
+ * a forged chain, so a cut tail cannot be healed by the next legitimate change.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -22,10 +24,10 @@ import {
 import type { KMS } from '@aws-sdk/client-kms';
 import { type DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { TransactWriteItem } from './dynamodb.ts';
-import { InvalidRequestError, ServiceUnavailableError } from './errors.ts';
+import { accessDenied, IntegrityError, InvalidRequestError, ServiceUnavailableError } from './errors.ts';
 import { newEventId } from './ids.ts';
 import type { Actor } from './model.ts';
-import type { Page } from './store.ts';
+import type { Page, TamperListener } from './store.ts';
 import { keys } from './tables.ts';
 
 /** What happened, as audit records name it. */
@@ -180,6 +182,8 @@ export interface ChainReport {
   records: number;
   firstSeq?: number;
   lastSeq?: number;
+  /** The chain head as stored (seq and digest of the newest record): keep a copy outside AWS to detect a rollback. */
+  head?: { seq: number; digest: string; occurredAt: string };
   /** The first problem, if any. */
   problem?: {
     kind: 'changed' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'head_missing' | 'head_changed';
@@ -195,6 +199,8 @@ export interface AuditLogOptions {
   cipher: AuditCipher;
   /** Days until a record expires through DynamoDB TTL. @default undefined (kept forever) */
   retentionDays?: number;
+  /** Told when a change is refused because the chain head is not authentic. @default nothing */
+  onTamper?: TamperListener;
   /** The clock. @default Date.now */
   now?: () => number;
 }
@@ -205,13 +211,15 @@ export class AuditLog {
   private readonly db: DynamoDBDocumentClient;
   private readonly cipher: AuditCipher;
   private readonly retentionDays: number | undefined;
+  private readonly onTamper: TamperListener;
   private readonly now: () => number;
 
-  constructor({ documentClient, tableName, cipher, retentionDays, now = Date.now }: AuditLogOptions) {
+  constructor({ documentClient, tableName, cipher, retentionDays, onTamper = () => undefined, now = Date.now }: AuditLogOptions) {
     this.db = documentClient;
     this.tableName = tableName;
     this.cipher = cipher;
     this.retentionDays = retentionDays;
+    this.onTamper = onTamper;
     this.now = now;
   }
 
@@ -234,7 +242,7 @@ export class AuditLog {
    * conditional head update. If another change appends first, the head condition fails and the caller retries.
    */
   async prepare(tenantId: string, input: AuditEventInput): Promise<{ items: TransactWriteItem[]; event: AuditEvent }> {
-    const head = await this.readHead(tenantId);
+    const head = await this.trustedHead(tenantId);
     const seq = (head?.seq ?? 0) + 1;
     const nowIso = new Date(this.now()).toISOString();
     // Time never runs backwards within a tenant, so the sort key's order is the chain's order.
@@ -247,12 +255,9 @@ export class AuditLog {
       ciphertext = await this.cipher.encrypt(tenantId, Buffer.from(JSON.stringify(content)));
       const sealed: HeadSeal = { v: CONTENT_VERSION, kind: 'head', tenantId, seq, digest: digestOf(ciphertext), occurredAt };
       seal = await this.cipher.encrypt(tenantId, Buffer.from(JSON.stringify(sealed)));
-    } catch {
-      // Without its audit record a change must not happen: refuse it, retryably.
-      throw new ServiceUnavailableError(
-        'audit_unavailable',
-        'The audit trail cannot be encrypted right now (KMS unavailable); nothing was changed. Retry later.',
-      );
+    } catch (error) {
+      // Without its audit record a change must not happen: refuse it (retryably, unless the role lacks the permission).
+      throw auditUnavailable(error, 'encrypted');
     }
     const digest = digestOf(ciphertext);
     const expiresAtEpoch = this.retentionDays ? Math.floor(this.now() / 1000) + this.retentionDays * 86_400 : undefined;
@@ -304,11 +309,7 @@ export class AuditLog {
     } catch (error) {
       if (error instanceof AuditIntegrityError) throw error;
       // KMS throttled, unreachable or denied is not tampering: say so, retryably, instead of "changed".
-      if (keyUnavailable(error))
-        throw new ServiceUnavailableError(
-          'audit_unavailable',
-          'The audit trail cannot be decrypted right now (KMS unavailable or access denied). Retry later.',
-        );
+      if (keyUnavailable(error)) throw auditUnavailable(error, 'decrypted');
       throw new AuditIntegrityError('the ciphertext does not authenticate');
     }
     if (content.v !== CONTENT_VERSION || content.tenantId !== tenantId)
@@ -385,22 +386,59 @@ export class AuditLog {
     return next ? { items, nextCursor: Buffer.from(JSON.stringify({ p: next })).toString('base64url') } : { items };
   }
 
+  /**
+   * The head to build the next record on: only when its plaintext is exactly what its seal says, and only absent
+   * when the tenant has no records at all. Anything else refuses the change (IntegrityError, reported): extending
+   * a chain from a forged head would hide the forgery (a cut tail "healed", a head time of 2099 stamped on every
+   * later record).
+   */
+  private async trustedHead(tenantId: string): Promise<ChainHead | undefined> {
+    const head = await this.readHead(tenantId);
+    const refuse = (reason: 'audit_head_invalid' | 'audit_head_missing', detail: string): never => {
+      this.onTamper({ reason, tenantId });
+      throw new IntegrityError(
+        'audit_chain_tampered',
+        `${detail} Nothing was changed; run \`keysmith audit verify --tenant ${tenantId}\`.`,
+      );
+    };
+    if (!head) {
+      const { Items = [] } = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :events)',
+          ExpressionAttributeValues: { ':pk': keys.auditPartition(tenantId), ':events': 'EVENT#' },
+          ConsistentRead: true,
+          Limit: 1,
+        }),
+      );
+      if (Items.length > 0)
+        refuse('audit_head_missing', `The audit chain head of tenant ${tenantId} is missing but records exist.`);
+      return undefined;
+    }
+    if (!(await this.headIsAuthentic(tenantId, head)))
+      refuse('audit_head_invalid', `The audit chain head of tenant ${tenantId} was changed outside Keysmith.`);
+    return head;
+  }
+
   /** Whether the head's plaintext seq, digest and time are the ones sealed when Keysmith wrote it. */
   private async headIsAuthentic(tenantId: string, head: ChainHead): Promise<boolean> {
     if (!head.seal) return false;
+    let sealed: HeadSeal;
     try {
-      const sealed = JSON.parse((await this.cipher.decrypt(tenantId, head.seal)).toString('utf8')) as HeadSeal;
-      return (
-        sealed.v === CONTENT_VERSION &&
-        sealed.kind === 'head' &&
-        sealed.tenantId === tenantId &&
-        sealed.seq === head.seq &&
-        sealed.digest === head.digest &&
-        sealed.occurredAt === head.occurredAt
-      );
-    } catch {
+      sealed = JSON.parse((await this.cipher.decrypt(tenantId, head.seal)).toString('utf8')) as HeadSeal;
+    } catch (error) {
+      // KMS throttled, unreachable or denied is not tampering: nothing can be decided, so nothing is written.
+      if (keyUnavailable(error)) throw auditUnavailable(error, 'decrypted');
       return false;
     }
+    return (
+      sealed.v === CONTENT_VERSION &&
+      sealed.kind === 'head' &&
+      sealed.tenantId === tenantId &&
+      sealed.seq === head.seq &&
+      sealed.digest === head.digest &&
+      sealed.occurredAt === head.occurredAt
+    );
   }
 
   /**
@@ -415,6 +453,7 @@ export class AuditLog {
       problem: { kind, seq, detail },
     });
     const head = await this.readHead(tenantId);
+    if (head) report.head = { seq: head.seq, digest: head.digest, occurredAt: head.occurredAt };
     const seen = new Set<number>();
     let previous: { seq: number; digest: string } | undefined;
     let startKey: Record<string, unknown> | undefined;
@@ -488,6 +527,17 @@ export class AuditLog {
 function keyUnavailable(error: unknown): boolean {
   const e = error as { $metadata?: unknown; $fault?: unknown; message?: unknown };
   return e?.$metadata !== undefined || e?.$fault !== undefined || /KMS CMKs had an error/.test(String(e?.message ?? ''));
+}
+
+/** The error for a key-service failure: access denied (a deployment fault, with its action) or unavailable (retry). */
+function auditUnavailable(error: unknown, what: 'encrypted' | 'decrypted'): Error {
+  return (
+    accessDenied(error, what === 'encrypted' ? 'kms:GenerateDataKey' : 'kms:Decrypt') ??
+    new ServiceUnavailableError(
+      'audit_unavailable',
+      `The audit trail cannot be ${what} right now (KMS unavailable); nothing was changed. Retry later.`,
+    )
+  );
 }
 
 function decodeAuditCursor(cursor: string): string {

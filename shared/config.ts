@@ -24,6 +24,11 @@ export interface KeysmithConfig {
    * Only the functions that write or read audit records need it (see {@link requireAuditKey}).
    */
   auditKey: AuditKeyConfig | undefined;
+  /**
+   * What seals service clients and keys (contract §14): a KMS HMAC key in AWS, a local key file on a laptop.
+   * Every function that reads or writes the main table needs it (see {@link requireSealKey}).
+   */
+  sealKey: SealKeyConfig | undefined;
   /** Days after which audit records expire through DynamoDB TTL; undefined keeps them forever. */
   auditRetentionDays: number | undefined;
 }
@@ -37,6 +42,8 @@ export interface TableNames {
 }
 
 export type AuditKeyConfig = { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string };
+
+export type SealKeyConfig = { kind: 'kms'; keyArn: string } | { kind: 'local'; keyFile: string };
 
 type Env = Record<string, string | undefined>;
 
@@ -117,6 +124,12 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
   if (kmsKeyArn) auditKey = { kind: 'kms', keyArn: kmsKeyArn };
   else if (wrappingKeyFile) auditKey = { kind: 'local', wrappingKeyFile };
 
+  const sealKeyArn = env.KEYSMITH_SEAL_KMS_KEY_ARN;
+  const sealKeyFile = env.KEYSMITH_LOCAL_SEAL_KEY_FILE;
+  let sealKey: SealKeyConfig | undefined;
+  if (sealKeyArn) sealKey = { kind: 'kms', keyArn: sealKeyArn };
+  else if (sealKeyFile) sealKey = { kind: 'local', keyFile: sealKeyFile };
+
   const retention = env.KEYSMITH_AUDIT_RETENTION_DAYS;
   return {
     issuerBase,
@@ -129,6 +142,7 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
       audit: env.KEYSMITH_AUDIT_TABLE || DEFAULTS.tables.audit,
     },
     auditKey,
+    sealKey,
     auditRetentionDays: retention ? positiveInteger(env, 'KEYSMITH_AUDIT_RETENTION_DAYS', 0) : undefined,
   };
 }
@@ -138,4 +152,11 @@ export function requireAuditKey(config: KeysmithConfig): AuditKeyConfig {
   if (!config.auditKey)
     throw new ConfigError('KEYSMITH_AUDIT_KMS_KEY_ARN (in AWS) or KEYSMITH_LOCAL_WRAPPING_KEY_FILE (locally) is required');
   return config.auditKey;
+}
+
+/** The seal key of a function that reads or writes the main table; fails at cold start when it is not configured. */
+export function requireSealKey(config: KeysmithConfig): SealKeyConfig {
+  if (!config.sealKey)
+    throw new ConfigError('KEYSMITH_SEAL_KMS_KEY_ARN (in AWS) or KEYSMITH_LOCAL_SEAL_KEY_FILE (locally) is required');
+  return config.sealKey;
 }

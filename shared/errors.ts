@@ -91,6 +91,40 @@ export class ServiceUnavailableError extends KeysmithError {
   }
 }
 
+/** 500: something Keysmith stored failed its integrity check, so the change was refused rather than built on it. */
+export class IntegrityError extends KeysmithError {
+  constructor(code: string, detail: string) {
+    super(500, code, 'Integrity check failed', detail);
+  }
+}
+
+/**
+ * 500: Keysmith's own role may not call one of its dependencies (a missing IAM permission): not the caller's fault,
+ * and not an outage that a retry fixes. `action` (e.g. `kms:Decrypt`) is for the log, never for the caller.
+ */
+export class DependencyAccessDeniedError extends KeysmithError {
+  constructor(readonly action: string) {
+    super(
+      500,
+      'dependency_access_denied',
+      'Internal server error',
+      'Keysmith is not permitted to use one of its own resources (an IAM permission is missing); nothing was changed. An operator must fix the deployment.',
+    );
+  }
+}
+
+/**
+ * The access-denied failure of an AWS call, with the IAM action it names (`... is not authorized to perform:
+ * kms:Decrypt ...`) or `fallbackAction`; undefined for any other failure. Also reads the Encryption SDK's
+ * wrapped keyring errors, which carry the KMS message in theirs.
+ */
+export function accessDenied(error: unknown, fallbackAction: string): DependencyAccessDeniedError | undefined {
+  const e = error as { name?: unknown; message?: unknown };
+  const text = `${String(e?.name ?? '')} ${String(e?.message ?? '')}`;
+  if (!/AccessDenied|not authorized to perform/.test(text)) return undefined;
+  return new DependencyAccessDeniedError(/perform: ([a-z0-9-]+:[A-Za-z]+)/.exec(text)?.[1] ?? fallbackAction);
+}
+
 /** The problem+json body of RFC 9457 with Keysmith's `code`. */
 export interface Problem {
   type: string;

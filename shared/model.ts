@@ -40,6 +40,8 @@ export interface AccessKey {
   createdAt: string;
   expiresAt?: string;
   revokedAt?: string;
+  /** The client's version when this key's item was last written; part of what the client's seal names. */
+  sealedVersion: number;
 }
 
 /** A client with all its keys: what the authorizer and the JWKS route read in one request. */
@@ -51,6 +53,11 @@ export interface ClientWithKeys {
 /** Whether a key can sign tokens now: not revoked and not expired. */
 export function isKeyActive(key: AccessKey, nowMs: number): boolean {
   return key.status === 'active' && (key.expiresAt === undefined || Date.parse(key.expiresAt) > nowMs);
+}
+
+/** Whether a client can manage every tenant right now: enabled, holding the platform-admin scope, with a key that can sign. */
+export function isEffectivePlatformAdmin({ client, keys }: ClientWithKeys, nowMs: number): boolean {
+  return client.enabled && client.scopes.includes(PLATFORM_ADMIN_SCOPE) && keys.some((key) => isKeyActive(key, nowMs));
 }
 
 /** The identity the authorizer hands to the protected API (contract §4). */

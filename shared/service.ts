@@ -15,6 +15,7 @@ import {
   type Actor,
   type Algorithm,
   type ClientWithKeys,
+  isEffectivePlatformAdmin,
   isKeyActive,
   type PublicJwk,
   type ServiceClient,
@@ -144,7 +145,7 @@ export class KeysmithService {
         version: 1,
       };
       return {
-        items: [this.store.putClient(client)],
+        items: await this.store.writeState({ client, keys: [], expectedVersion: undefined }),
         audit: {
           action: 'client.created',
           actor,
@@ -165,22 +166,26 @@ export class KeysmithService {
     meta: RequestMeta = {},
   ): Promise<ServiceClient> {
     return this.commit(tenantId, async () => {
-      const current = await this.getClient(tenantId, clientId);
+      const current = await this.getClientWithKeys(tenantId, clientId);
       const caller = callerOf(actor);
       if (caller) {
-        assertCanManage(caller, current);
+        assertCanManage(caller, current.client);
         if (body.scopes) assertCanGrant(caller, body.scopes);
       }
-      const next: ServiceClient = { ...current, updatedAt: this.nowIso(), version: current.version + 1 };
+      const next: ServiceClient = { ...current.client, updatedAt: this.nowIso(), version: current.client.version + 1 };
       const changes: Record<string, { from: unknown; to: unknown }> = {};
       for (const field of ['name', 'description', 'scopes', 'tags', 'enabled'] as const) {
         if (body[field] === undefined) continue;
-        if (JSON.stringify(current[field]) !== JSON.stringify(body[field]))
-          changes[field] = { from: current[field], to: body[field] };
+        if (JSON.stringify(current.client[field]) !== JSON.stringify(body[field]))
+          changes[field] = { from: current.client[field], to: body[field] };
         Object.assign(next, { [field]: body[field] });
       }
+      const guard = await this.lockoutGuard(current, { client: next, keys: current.keys });
       return {
-        items: [this.store.replaceClient(next, current.version)],
+        items: [
+          ...(await this.store.writeState({ client: next, keys: current.keys, expectedVersion: current.client.version })),
+          ...guard,
+        ],
         audit: { action: 'client.updated', actor, target: { clientId }, details: { changes }, ...meta },
         result: next,
       };
@@ -190,12 +195,14 @@ export class KeysmithService {
   async deleteClient(actor: Actor, tenantId: string, clientId: string, meta: RequestMeta = {}): Promise<void> {
     let inert: AccessKey[] = [];
     await this.commit(tenantId, async () => {
-      const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
+      const current = await this.getClientWithKeys(tenantId, clientId);
+      const { client, keys } = current;
       const caller = callerOf(actor);
       if (caller) assertCanManage(caller, client);
+      const guard = await this.lockoutGuard(current, undefined);
       // With at most MAX_STORED_KEYS keys, the client, its keys and the audit record fit one transaction. Should a
       // partition ever hold more, the active keys still go with the client and the inert ones follow it.
-      const fits = keys.length <= MAX_TRANSACTION_KEYS;
+      const fits = keys.length <= MAX_TRANSACTION_KEYS - guard.length;
       const now = this.now();
       const inTransaction = fits ? keys : keys.filter((k) => isKeyActive(k, now));
       inert = fits ? [] : keys.filter((k) => !isKeyActive(k, now));
@@ -203,6 +210,7 @@ export class KeysmithService {
         items: [
           this.store.deleteClient(clientId, client.version),
           ...inTransaction.map((k) => this.store.deleteKey(clientId, k.keyId)),
+          ...guard,
         ],
         audit: {
           action: 'client.deleted',
@@ -214,7 +222,8 @@ export class KeysmithService {
         result: undefined,
       };
     });
-    // Revoked or expired keys of a deleted client authorize nothing; removing them is housekeeping.
+    // Revoked or expired keys of a deleted client authorize nothing (nor would they with the client gone): removing
+    // them is housekeeping.
     for (let i = 0; i < inert.length; i += 25)
       await this.db.send(
         new BatchWriteCommand({
@@ -270,6 +279,7 @@ export class KeysmithService {
           `Client ${clientId} already has ${MAX_ACTIVE_KEYS} active keys; revoke one before adding another.`,
         );
       const now = this.nowIso();
+      const next: ServiceClient = { ...client, updatedAt: now, version: client.version + 1 };
       const key: AccessKey = {
         keyId: newKeyId(),
         clientId,
@@ -280,9 +290,15 @@ export class KeysmithService {
         status: 'active',
         createdAt: now,
         ...(body.expiresAt ? { expiresAt: new Date(body.expiresAt).toISOString() } : {}),
+        sealedVersion: next.version,
       };
       return {
-        items: [this.store.touchClient(clientId, client.version, now), this.store.putKey(key)],
+        items: await this.store.writeState({
+          client: next,
+          keys: [...keys, key],
+          expectedVersion: client.version,
+          newKeyIds: [key.keyId],
+        }),
         audit: {
           action: 'access_key.created',
           actor,
@@ -300,21 +316,29 @@ export class KeysmithService {
 
   async listKeys(tenantId: string, clientId: string, limit: number, cursor?: string): Promise<Page<AccessKey>> {
     await this.getClient(tenantId, clientId);
-    return this.store.listKeys(clientId, limit, cursor);
+    const page = await this.store.listKeys(clientId, limit, cursor);
+    if (!page) throw clientNotFound(clientId);
+    return page;
   }
 
   /** Revokes a key; revoking a revoked key changes nothing and succeeds. */
   async revokeKey(actor: Actor, tenantId: string, clientId: string, keyId: string, meta: RequestMeta = {}): Promise<void> {
     await this.commit(tenantId, async () => {
-      const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
+      const current = await this.getClientWithKeys(tenantId, clientId);
+      const { client, keys } = current;
       const caller = callerOf(actor);
       if (caller) assertCanManage(caller, client);
       const key = keys.find((k) => k.keyId === keyId);
       if (!key) throw new NotFoundError('key_not_found', `Client ${clientId} has no key ${keyId}.`);
       if (key.status === 'revoked') return { result: undefined };
       const now = this.nowIso();
+      const next: ServiceClient = { ...client, updatedAt: now, version: client.version + 1 };
+      const nextKeys = keys.map((k) =>
+        k.keyId === keyId ? { ...k, status: 'revoked' as const, revokedAt: now, sealedVersion: next.version } : k,
+      );
+      const guard = await this.lockoutGuard(current, { client: next, keys: nextKeys });
       return {
-        items: [this.store.touchClient(clientId, client.version, now), this.store.revokeKey(clientId, keyId, now)],
+        items: [...(await this.store.writeState({ client: next, keys: nextKeys, expectedVersion: client.version })), ...guard],
         audit: {
           action: 'access_key.revoked',
           actor,
@@ -325,6 +349,25 @@ export class KeysmithService {
         result: undefined,
       };
     });
+  }
+
+  /**
+   * No lock-out (contract §14): a change that takes the last enabled platform admin with an active key out of
+   * that role is refused. Otherwise the transaction also checks that the other admin it relies on is unchanged,
+   * so two concurrent changes cannot each rely on the other and leave none.
+   */
+  private async lockoutGuard(before: ClientWithKeys, after: ClientWithKeys | undefined): Promise<TransactWriteItem[]> {
+    const now = this.now();
+    if (!isEffectivePlatformAdmin(before, now) || (after && isEffectivePlatformAdmin(after, now))) return [];
+    for (const clientId of await this.store.listPlatformAdminIds()) {
+      if (clientId === before.client.clientId) continue;
+      const other = await this.store.getClientWithKeys(clientId);
+      if (other && isEffectivePlatformAdmin(other, now)) return [this.store.conditionUnchanged(clientId, other.client.version)];
+    }
+    throw new ConflictError(
+      'last_platform_admin',
+      `${before.client.clientId} is the last enabled platform admin with an active key; this change would leave nobody able to manage Keysmith. Make another platform admin first.`,
+    );
   }
 
   /** A client and its keys for the public discovery routes (no tenant check: clientIds are public). */

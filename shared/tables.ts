@@ -4,6 +4,8 @@
  *
  * main table (pk, sk), GSI `byTenant` (gsi1pk, gsi1sk):
  *   service client   pk CLIENT#{clientId}  sk CLIENT          gsi1pk TENANT#{tenantId}  gsi1sk {createdAt}#{clientId}
+ *                    (platform admins also: gsi2pk ROLE#platform-admin  gsi2sk {clientId}; sparse index `byRole`)
+ *                    seal, keyDigests: the client's sealed state (shared/store.ts)
  *   access key       pk CLIENT#{clientId}  sk KEY#{keyId}     (TTL expiresAtEpoch: 30 days after revocation or expiry)
  * audit table (pk, sk):
  *   audit event      pk TENANT#{tenantId}  sk EVENT#{occurredAt}#{seq}   (occurredAt never decreases within a tenant)
@@ -26,7 +28,11 @@ export const MAIN_TABLE: TableDefinition = {
   role: 'main',
   partitionKey: 'pk',
   sortKey: 'sk',
-  globalIndexes: [{ name: 'byTenant', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' }],
+  globalIndexes: [
+    { name: 'byTenant', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+    // Sparse: only platform admins have gsi2pk, so the lock-out guard finds them without a scan.
+    { name: 'byRole', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
+  ],
   // Revoked and expired access keys are removed 30 days after revocation or expiry.
   timeToLiveAttribute: 'expiresAtEpoch',
 };

@@ -1,72 +1,92 @@
 /**
  * Builds Keysmith's parts from the configuration, in one place. Handlers call these at module scope, so a
- * warm Lambda reuses its AWS clients, data-key cache and authorizer caches across invocations.
+ * warm Lambda reuses its AWS clients, data-key cache, verified seals and authorizer caches across invocations.
+ * The local stand-ins for KMS (the audit wrapping key, the seal key) are chosen here.
  */
 import { readFileSync } from 'node:fs';
-import { KMS } from '@aws-sdk/client-kms';
+import { KMS, KMSClient } from '@aws-sdk/client-kms';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from './audit.ts';
 import { Authorizer } from './authorizer.ts';
-import { ConfigError, type KeysmithConfig, requireAuditKey } from './config.ts';
+import { ConfigError, type KeysmithConfig, requireAuditKey, requireSealKey } from './config.ts';
 import { createDocumentClient } from './dynamodb.ts';
+import { logger } from './logger.ts';
+import { KmsSealKey, LocalSealKey, type SealKey } from './seal.ts';
 import { KeysmithService } from './service.ts';
-import { ClientStore } from './store.ts';
+import { ClientStore, type TamperListener } from './store.ts';
 
-/** Reads the local AES wrapping key (32 bytes, base64 in the file). */
-export function readWrappingKey(file: string): Buffer {
+/** Reads a local 32-byte key (base64 in the file) named by the variable `variable`. */
+export function readLocalKey(file: string, variable = 'KEYSMITH_LOCAL_WRAPPING_KEY_FILE'): Buffer {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    throw new ConfigError(`KEYSMITH_LOCAL_WRAPPING_KEY_FILE: cannot read ${file}`);
+    throw new ConfigError(`${variable}: cannot read ${file}`);
   }
   const key = Buffer.from(text.trim(), 'base64');
-  if (key.length !== 32) throw new ConfigError(`KEYSMITH_LOCAL_WRAPPING_KEY_FILE: ${file} must hold 32 bytes in base64`);
+  if (key.length !== 32) throw new ConfigError(`${variable}: ${file} must hold 32 bytes in base64`);
   return key;
 }
 
-export function createStore(
-  config: KeysmithConfig,
-  documentClient: DynamoDBDocumentClient = createDocumentClient(),
-): ClientStore {
-  return new ClientStore({ documentClient, tableName: config.tables.main });
+/** How the parts report what they refuse; handlers pass one that also counts it as a metric. */
+export interface WiringOptions {
+  documentClient?: DynamoDBDocumentClient;
+  /** The aggregated KMS client the Encryption SDK wants (audit). @default new KMS({}) */
+  kms?: KMS;
+  /** The bare KMS client the seals use. @default new KMSClient({}) */
+  kmsClient?: KMSClient;
+  /** Told about every item refused by its seal or integrity check. @default a warning in the log */
+  onTamper?: TamperListener;
+}
+
+/** Logs a refused item with its reason (never its content). */
+export const logTamper: TamperListener = (report) => logger.warn('integrity check failed; item treated as absent', { ...report });
+
+/** The seal key on the configured key: KMS in AWS, the local key file on a laptop. */
+export function createSealKey(config: KeysmithConfig, kmsClient: KMSClient = new KMSClient({})): SealKey {
+  const sealKey = requireSealKey(config);
+  return sealKey.kind === 'kms'
+    ? new KmsSealKey({ kms: kmsClient, keyId: sealKey.keyArn })
+    : new LocalSealKey(readLocalKey(sealKey.keyFile, 'KEYSMITH_LOCAL_SEAL_KEY_FILE'));
+}
+
+export function createStore(config: KeysmithConfig, options: WiringOptions = {}): ClientStore {
+  return new ClientStore({
+    documentClient: options.documentClient ?? createDocumentClient(),
+    tableName: config.tables.main,
+    sealKey: createSealKey(config, options.kmsClient),
+    onTamper: options.onTamper ?? logTamper,
+  });
 }
 
 /** The audit log on the configured key: KMS in AWS, the local wrapping key on a laptop. */
-export function createAuditLog(
-  config: KeysmithConfig,
-  documentClient: DynamoDBDocumentClient = createDocumentClient(),
-  kms: KMS = new KMS({}),
-): AuditLog {
+export function createAuditLog(config: KeysmithConfig, options: WiringOptions = {}): AuditLog {
   const auditKey = requireAuditKey(config);
   const keyring =
-    auditKey.kind === 'kms' ? kmsKeyring(auditKey.keyArn, kms) : localKeyring(readWrappingKey(auditKey.wrappingKeyFile));
+    auditKey.kind === 'kms'
+      ? kmsKeyring(auditKey.keyArn, options.kms ?? new KMS({}))
+      : localKeyring(readLocalKey(auditKey.wrappingKeyFile));
   return new AuditLog({
-    documentClient,
+    documentClient: options.documentClient ?? createDocumentClient(),
     tableName: config.tables.audit,
     cipher: createAuditCipher({ keyring }),
+    onTamper: options.onTamper ?? logTamper,
     ...(config.auditRetentionDays ? { retentionDays: config.auditRetentionDays } : {}),
   });
 }
 
 /** The management function's parts (also the CLI's `bootstrap`, with the operator's clients). */
-export function createManagement(
-  config: KeysmithConfig,
-  documentClient: DynamoDBDocumentClient = createDocumentClient(),
-  kms: KMS = new KMS({}),
-) {
-  const store = createStore(config, documentClient);
-  const audit = createAuditLog(config, documentClient, kms);
+export function createManagement(config: KeysmithConfig, options: WiringOptions = {}) {
+  const documentClient = options.documentClient ?? createDocumentClient();
+  const store = createStore(config, { ...options, documentClient });
+  const audit = createAuditLog(config, { ...options, documentClient });
   return { store, audit, service: new KeysmithService({ documentClient, store, audit }) };
 }
 
 /** The authorizer on the configured table and token rules. */
-export function createAuthorizer(
-  config: KeysmithConfig,
-  documentClient: DynamoDBDocumentClient = createDocumentClient(),
-): Authorizer {
+export function createAuthorizer(config: KeysmithConfig, options: WiringOptions = {}): Authorizer {
   return new Authorizer({
-    directory: createStore(config, documentClient),
+    directory: createStore(config, options),
     policy: config,
     revocationSeconds: config.revocationSeconds,
   });

@@ -1,4 +1,4 @@
-/** Starts one DynamoDB Local for the whole test run, creates the tables, and writes a local wrapping key. */
+/** Starts one DynamoDB Local for the whole test run, creates the tables, and writes the local wrapping and seal keys. */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ declare module 'vitest' {
     dynamodbEndpoint: string;
     tables: { main: string; audit: string };
     wrappingKeyFile: string;
+    sealKeyFile: string;
   }
 }
 
@@ -24,9 +25,12 @@ export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), 'keysmith-test-'));
   const wrappingKeyFile = join(dir, 'audit-wrapping-key');
   writeFileSync(wrappingKeyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+  const sealKeyFile = join(dir, 'seal-key');
+  writeFileSync(sealKeyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
   project.provide('dynamodbEndpoint', dynamodb.endpoint);
   project.provide('tables', TEST_TABLES);
   project.provide('wrappingKeyFile', wrappingKeyFile);
+  project.provide('sealKeyFile', sealKeyFile);
   return async () => {
     await dynamodb.stop();
     rmSync(dir, { recursive: true, force: true });

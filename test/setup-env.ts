@@ -11,6 +11,7 @@ Object.assign(process.env, {
   KEYSMITH_MAIN_TABLE: tables.main,
   KEYSMITH_AUDIT_TABLE: tables.audit,
   KEYSMITH_LOCAL_WRAPPING_KEY_FILE: inject('wrappingKeyFile'),
+  KEYSMITH_LOCAL_SEAL_KEY_FILE: inject('sealKeyFile'),
   KEYSMITH_ISSUER_BASE: 'http://keysmith.test',
   KEYSMITH_AUDIENCES: 'http://keysmith.test,https://api.example.test',
   POWERTOOLS_LOG_LEVEL: 'SILENT',

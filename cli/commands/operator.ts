@@ -2,6 +2,7 @@
  * The operator's commands, which talk to DynamoDB (and KMS) directly with the operator's AWS credentials:
  * `keysmith audit verify` and `keysmith bootstrap`. Their AWS code is loaded only when they run.
  */
+import { dirname, join } from 'node:path';
 import { type Command, type OptionSpecs, type OptionValues, stringOption } from '../command.ts';
 import { type Context, UsageError } from '../context.ts';
 
@@ -24,6 +25,8 @@ export interface AwsTarget {
   /** Credentials for DynamoDB Local, which accepts any (used when the endpoint came from local.json). */
   localCredentials: boolean;
   auditKey: { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string };
+  /** The key that seals clients and keys (needed to write them: bootstrap). */
+  sealKey: { kind: 'kms'; keyArn: string } | { kind: 'local'; keyFile: string } | undefined;
   tables: { main: string | undefined; audit: string | undefined };
 }
 
@@ -38,11 +41,15 @@ export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
   const localKeyFile = wrappingKeyFile ?? (local.dynamodbEndpoint ? local.wrappingKeyFile : undefined);
   if (!kmsKeyArn && !localKeyFile)
     throw new UsageError('--kms-key-arn is required (or, for a local stack, run this where .keysmith/local.json is)');
+  const sealKeyArn = stringOption(options, 'seal-key-arn');
+  const sealKeyFile =
+    stringOption(options, 'seal-key-file') ?? (localKeyFile && !sealKeyArn ? join(dirname(localKeyFile), 'seal-key') : undefined);
   return {
     region: stringOption(options, 'region') ?? ctx.env.AWS_REGION ?? (local.dynamodbEndpoint ? 'us-east-1' : undefined),
     endpoint,
     localCredentials: endpointOption === undefined && local.dynamodbEndpoint !== undefined,
     auditKey: kmsKeyArn ? { kind: 'kms', keyArn: kmsKeyArn } : { kind: 'local', wrappingKeyFile: localKeyFile as string },
+    sealKey: sealKeyArn ? { kind: 'kms', keyArn: sealKeyArn } : sealKeyFile ? { kind: 'local', keyFile: sealKeyFile } : undefined,
     tables: {
       main: stringOption(options, 'main-table') ?? local.tables?.main,
       audit: stringOption(options, 'audit-table') ?? local.tables?.audit,
@@ -52,7 +59,8 @@ export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
 
 export const auditVerifyCommand: Command = {
   name: ['audit', 'verify'],
-  summary: "Walk a tenant's audit hash chain in DynamoDB and report the first record deleted, changed, inserted or reordered.",
+  summary:
+    "Walk a tenant's audit hash chain in DynamoDB and report the first record deleted, changed, inserted or reordered (--json also prints the head's seq and digest, to keep a copy elsewhere).",
   options: {
     tenant: { type: 'string', value: 'TENANT', description: 'the tenant whose chain to verify (required)' },
     'audit-table': { type: 'string', value: 'NAME', description: 'the audit table (default locally: from .keysmith/local.json)' },
@@ -87,10 +95,20 @@ export const bootstrapCommand: Command = {
     tenant: { type: 'string', value: 'TENANT', description: "the admin's tenant (default: platform)" },
     name: { type: 'string', value: 'NAME', description: "the admin client's name (default: platform-admin)" },
     force: { type: 'boolean', description: 'create another platform admin even if the tenant has one' },
+    'seal-key-arn': {
+      type: 'string',
+      value: 'ARN',
+      description: "the KMS HMAC key that seals clients and keys (the stack's SealKeyArn output)",
+    },
+    'seal-key-file': {
+      type: 'string',
+      value: 'FILE',
+      description: 'a local seal key instead of KMS (default locally: .keysmith/seal-key)',
+    },
     ...AWS_OPTIONS,
   },
   notes:
-    'The table names and key ARN are outputs of the CDK stack. Example:\n  keysmith bootstrap --main-table NAME --audit-table NAME --kms-key-arn ARN --region eu-west-1 > admin.key',
+    'The table names and key ARN are outputs of the CDK stack. Example:\n  keysmith bootstrap --main-table NAME --audit-table NAME --kms-key-arn ARN --seal-key-arn ARN --region eu-west-1 > admin.key',
   async run(values, positionals, ctx) {
     return (await import('../operator-aws.ts')).bootstrap(values, positionals, ctx);
   },

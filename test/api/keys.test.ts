@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { BatchWriteCommand, GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { AUDIENCE, newTenant, ownKeyToken, type TestApp, useTestApp, waitSeconds } from '../support/app.ts';
@@ -204,23 +204,32 @@ describe('access keys', () => {
     const client = await app.createClient(tenant, { scopes: ['billing:write'] });
     const keyId = 'weakkey00001';
     const publicKey = smallOrderJwk();
-    // Planted directly, as if stored before registration refused such keys.
+    // Sealed by Keysmith itself, as if stored before registration refused such keys.
+    const store = app.management.store;
+    const current = (await store.getClientWithKeys(client.clientId))!;
+    const next = { ...current.client, version: current.client.version + 1 };
+    const weak = {
+      keyId,
+      clientId: client.clientId,
+      tenantId: tenant,
+      algorithm: 'EdDSA' as const,
+      publicKey,
+      origin: 'registered' as const,
+      status: 'active' as const,
+      createdAt: new Date().toISOString(),
+      sealedVersion: next.version,
+    };
     await createDocumentClient().send(
       new TransactWriteCommand({
-        TransactItems: [
-          app.management.store.putKey({
-            keyId,
-            clientId: client.clientId,
-            tenantId: tenant,
-            algorithm: 'EdDSA',
-            publicKey,
-            origin: 'registered',
-            status: 'active',
-            createdAt: new Date().toISOString(),
-          }),
-        ],
+        TransactItems: await store.writeState({
+          client: next,
+          keys: [...current.keys, weak],
+          expectedVersion: current.client.version,
+          newKeyIds: [keyId],
+        }),
       }),
     );
+    expect((await store.getClientWithKeys(client.clientId))?.keys.map((k) => k.keyId)).toContain(keyId);
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
     const forged = forgeForSmallOrderKey(
@@ -244,18 +253,27 @@ describe('access keys', () => {
     );
     expect(Math.abs((Item?.expiresAtEpoch as number) - (Math.floor(Date.now() / 1000) + 30 * 86_400))).toBeLessThan(60);
 
-    // More revoked keys, planted directly (creating and revoking them through the API would only be slower).
+    // More revoked keys, planted (and sealed) through the store: creating and revoking them through the API would only be slower.
+    const store = app.management.store;
     const plant = async (from: number, count: number) => {
-      const items = Array.from({ length: count }, (_, i) => {
-        const id = `planted${String(from + i).padStart(4, '0')}`;
-        return { ...Item, sk: `KEY#${id}`, keyId: id };
-      });
-      for (let i = 0; i < items.length; i += 25)
-        await db.send(
-          new BatchWriteCommand({
-            RequestItems: { [app.config.tables.main]: items.slice(i, i + 25).map((item) => ({ PutRequest: { Item: item } })) },
+      const current = (await store.getClientWithKeys(clientId))!;
+      const version = current.client.version + 1;
+      const revoked = current.keys.find((k) => k.keyId === keyId)!;
+      const planted = Array.from({ length: count }, (_, i) => ({
+        ...revoked,
+        keyId: `planted${String(from + i).padStart(4, '0')}`,
+        sealedVersion: version,
+      }));
+      await db.send(
+        new TransactWriteCommand({
+          TransactItems: await store.writeState({
+            client: { ...current.client, version },
+            keys: [...current.keys, ...planted],
+            expectedVersion: current.client.version,
+            newKeyIds: planted.map((k) => k.keyId),
           }),
-        );
+        }),
+      );
     };
     await plant(0, 89);
     const full = await app.call('POST', keysPath(tenant, clientId), { token: app.adminToken, body: {} });

@@ -6,7 +6,7 @@ import { loadConfig } from '#shared/config.ts';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { KeysmithService } from '#shared/service.ts';
 import { ClientStore } from '#shared/store.ts';
-import { readWrappingKey } from '#shared/wiring.ts';
+import { createSealKey, readLocalKey } from '#shared/wiring.ts';
 import { newTenant, type TestApp, useTestApp } from '../support/app.ts';
 import { FAKE_KEY_ARN, type FakeKms, fakeKms } from '../support/kms.ts';
 
@@ -20,12 +20,12 @@ useTestApp((started) => {
 });
 
 const localCipher = () =>
-  createAuditCipher({ keyring: localKeyring(readWrappingKey(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string)) });
+  createAuditCipher({ keyring: localKeyring(readLocalKey(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string)) });
 
 /** A service over the test tables with its own audit log (and optionally its own document client). */
 function serviceWith(options: { documentClient?: typeof db; audit?: AuditLog } = {}) {
   const documentClient = options.documentClient ?? db;
-  const store = new ClientStore({ documentClient, tableName: config.tables.main });
+  const store = new ClientStore({ documentClient, tableName: config.tables.main, sealKey: createSealKey(config) });
   const audit = options.audit ?? new AuditLog({ documentClient, tableName: config.tables.audit, cipher: localCipher() });
   return { store, audit, service: new KeysmithService({ documentClient, store, audit }) };
 }

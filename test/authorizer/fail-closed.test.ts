@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * Fail closed: when DynamoDB throttles, times out or errs, the authorizer never allows. The handler throws (API
  * Gateway answers 5xx, not 401), logs a reason code, and no log line carries the token or key material.
@@ -9,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAuthorizerHandler } from '#lambdas/authorizer/handler.ts';
 import { Authorizer, type KeyDirectory } from '#shared/authorizer.ts';
 import { logger } from '#shared/logger.ts';
+import { LocalSealKey } from '#shared/seal.ts';
 import { ClientStore } from '#shared/store.ts';
 import {
   clientToken,
@@ -73,8 +75,20 @@ async function expectFailsClosed(authorizer: Authorizer, token: string, reason: 
   for (const secret of secrets(token)) expect(logged).not.toContain(secret);
 }
 
+const sealKey = new LocalSealKey(randomBytes(32));
+
 function storeOn(documentClient: DynamoDBDocumentClient): ClientStore {
-  return new ClientStore({ documentClient, tableName: 'keysmith-fault-test' });
+  return new ClientStore({ documentClient, tableName: 'keysmith-fault-test', sealKey });
+}
+
+/** The client's items as Keysmith writes them (sealed), for a mocked Query to return. */
+async function sealedItems(record: TestClient['record']): Promise<Record<string, unknown>[]> {
+  const writes = await storeOn(DynamoDBDocumentClient.from(new DynamoDBClient({}))).writeState({
+    client: record.client,
+    keys: record.keys,
+    expectedVersion: undefined,
+  });
+  return writes.map((write) => write.Put?.Item as Record<string, unknown>);
 }
 
 describe('DynamoDB faults (aws-sdk-client-mock on the document client given to ClientStore)', () => {
@@ -120,12 +134,7 @@ describe('DynamoDB faults (aws-sdk-client-mock on the document client given to C
       nowSeconds: Math.floor(clock.ms / 1000),
       claims: { exp: Math.floor(clock.ms / 1000) + 3600 },
     });
-    dynamodb.on(QueryCommand).resolves({
-      Items: [
-        { pk: 'x', sk: 'CLIENT', ...client.record.client },
-        ...client.record.keys.map((key) => ({ pk: 'x', sk: `KEY#${key.keyId}`, ...key })),
-      ],
-    });
+    dynamodb.on(QueryCommand).resolves({ Items: await sealedItems(client.record) });
     const authorizer = new Authorizer({
       directory: storeOn(documentClient),
       policy: POLICY,

@@ -96,6 +96,7 @@ export function makeClient(
       origin: 'generated',
       status: 'active',
       createdAt: new Date().toISOString(),
+      sealedVersion: 1,
     });
   }
   const now = new Date().toISOString();
@@ -126,6 +127,7 @@ export function addKey(client: TestClient, algorithm: Algorithm = 'EdDSA', expir
     status: 'active',
     createdAt: new Date().toISOString(),
     ...(expiresAt ? { expiresAt } : {}),
+    sealedVersion: client.record.client.version,
   });
   return keyId;
 }
