@@ -12,6 +12,7 @@ export const KEYSMITH_OUTPUTS = [
   'MainTableName',
   'AuditTableName',
   'AuditKeyArn',
+  'SealKeyArn',
   'AuthorizerFunctionArn',
 ] as const;
 
@@ -93,6 +94,10 @@ export class KeysmithStack extends Stack {
       },
       AuditTableName: { value: this.keysmith.auditTable.tableName, description: 'DynamoDB table of audit records' },
       AuditKeyArn: { value: this.keysmith.auditKey.keyArn, description: 'KMS key that encrypts audit record content' },
+      SealKeyArn: {
+        value: this.keysmith.sealKey.keyArn,
+        description: 'KMS HMAC key that seals service clients and keys (keysmith bootstrap --seal-key-arn)',
+      },
       AuthorizerFunctionArn: {
         value: this.keysmith.authorizerFunction.functionArn,
         description: 'Keysmith Lambda authorizer; attach it to other APIs with KeysmithAuthorizer',

@@ -18,10 +18,10 @@ import {
   TokenAuthorizer,
 } from 'aws-cdk-lib/aws-apigateway';
 import type { ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
-import { Alarm, ComparisonOperator, type IAlarmAction, type IMetric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, type IAlarmAction, type IMetric, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountRootPrincipal, Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import { type IKey, Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -29,6 +29,7 @@ import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53
 import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import { AUDIT_ENCRYPTION_PURPOSE } from '#shared/audit.ts';
+import { METRICS_NAMESPACE, metricsServiceName, TAMPER_METRIC } from '#shared/logger.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
 import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
 import { addProblemResponses } from './problem-responses.ts';
@@ -122,14 +123,32 @@ export interface KeysmithProps {
   readonly alarmAction?: IAlarmAction;
 }
 
-/** What a function may do with a table. */
-type TableAccess = 'read' | 'readWrite';
+/**
+ * What each function does with a table: exactly the DynamoDB actions its code calls (TransactWriteItems has no IAM
+ * action of its own; DynamoDB checks each item's). `indexes`: it also queries the table's global indexes.
+ */
+const TABLE_ACCESS = {
+  // The authorizer and the discovery routes read a client's partition with one Query, and nothing else.
+  reader: { actions: ['dynamodb:Query'], indexes: false },
+  // Clients and keys: Get/Query to read, Put and Delete in transactions, ConditionCheck for the lock-out guard,
+  // BatchWriteItem for the inert keys that follow a deleted client.
+  mainWriter: {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:PutItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:ConditionCheckItem',
+      'dynamodb:BatchWriteItem',
+    ],
+    indexes: true,
+  },
+  // Audit records and heads are only ever put (in the change's transaction), read and queried.
+  auditWriter: { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], indexes: false },
+} as const;
+type TableAccess = keyof typeof TABLE_ACCESS;
 
 const TABLE_ENV: Record<TableRole, string> = { main: 'KEYSMITH_MAIN_TABLE', audit: 'KEYSMITH_AUDIT_TABLE' };
-
-const READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query'];
-// TransactWriteItems has no IAM action of its own: DynamoDB checks each item's action.
-const WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'];
 // DynamoDB asks KMS on the caller's behalf: decrypt to read, encrypt and generate data keys to write.
 // DescribeKey (metadata only) is what CDK's own table grants add too; without it a read can be refused.
 const TABLE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
@@ -160,6 +179,11 @@ export class Keysmith extends Construct {
   readonly tableKey: Key;
   /** Encrypts the content of audit records (AWS Encryption SDK, encryption context `purpose=keysmith-audit`). */
   readonly auditKey: Key;
+  /**
+   * Seals service clients and keys (HMAC_256): only the management function may make seals (`kms:GenerateMac`);
+   * the authorizer and discovery functions may only check them (`kms:VerifyMac`).
+   */
+  readonly sealKey: Key;
   /** The Lambda authorizer; attach it to other APIs with `KeysmithAuthorizer` (cdk/attach.ts). */
   readonly authorizerFunction: NodejsFunction;
   /** The management API's function. */
@@ -202,6 +226,16 @@ export class Keysmith extends Construct {
       'Keysmith: audit record content (encryption context purpose=keysmith-audit)',
       removalPolicy,
     );
+
+    this.sealKey = new Key(this, 'SealKey', {
+      description: 'Keysmith: seals of service clients and access keys (HMAC; storage is untrusted)',
+      keySpec: KeySpec.HMAC_256,
+      keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
+      removalPolicy,
+      policy: new PolicyDocument({
+        statements: [new PolicyStatement({ actions: ['kms:*'], principals: [new AccountRootPrincipal()], resources: ['*'] })],
+      }),
+    });
 
     for (const definition of TABLE_DEFINITIONS) this.tables.set(definition.role, this.createTable(definition, removalPolicy));
     this.mainTable = this.tables.get('main')!;
@@ -280,11 +314,14 @@ export class Keysmith extends Construct {
     this.managementFunction = this.createFunction('management', common, logRetention, removalPolicy);
     this.discoveryFunction = this.createFunction('discovery', common, logRetention, removalPolicy);
 
-    this.bindTable(this.authorizerFunction, 'main', 'read');
-    this.bindTable(this.discoveryFunction, 'main', 'read');
-    this.bindTable(this.managementFunction, 'main', 'readWrite');
-    this.bindTable(this.managementFunction, 'audit', 'readWrite');
+    this.bindTable(this.authorizerFunction, 'main', 'reader');
+    this.bindTable(this.discoveryFunction, 'main', 'reader');
+    this.bindTable(this.managementFunction, 'main', 'mainWriter');
+    this.bindTable(this.managementFunction, 'audit', 'auditWriter');
     this.bindAuditKey(this.managementFunction, this.auditKey);
+    this.bindSealKey(this.authorizerFunction, 'verify');
+    this.bindSealKey(this.discoveryFunction, 'verify');
+    this.bindSealKey(this.managementFunction, 'seal');
     if (props.auditRetentionDays !== undefined)
       this.managementFunction.addEnvironment('KEYSMITH_AUDIT_RETENTION_DAYS', String(props.auditRetentionDays));
 
@@ -384,15 +421,15 @@ export class Keysmith extends Construct {
     const table = this.tables.get(role);
     const definition = TABLE_DEFINITIONS.find((candidate) => candidate.role === role);
     if (!table || !definition) throw new Error(`Keysmith: no ${role} table`);
-    // Writers also query the global indexes (the tenant's clients); readers use the base table only.
-    const indexArns =
-      access === 'readWrite' ? definition.globalIndexes.map((index) => `${table.tableArn}/index/${index.name}`) : [];
-    fn.addToRolePolicy(new PolicyStatement({ actions: READ_ACTIONS, resources: [table.tableArn, ...indexArns] }));
-    if (access === 'readWrite') fn.addToRolePolicy(new PolicyStatement({ actions: WRITE_ACTIONS, resources: [table.tableArn] }));
+    const { actions, indexes } = TABLE_ACCESS[access];
+    const indexArns = indexes ? definition.globalIndexes.map((index) => `${table.tableArn}/index/${index.name}`) : [];
+    fn.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
+    if (indexArns.length > 0) fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
+    const writes = actions.some((action) => action !== 'dynamodb:GetItem' && action !== 'dynamodb:Query');
     const stack = Stack.of(this);
     fn.addToRolePolicy(
       new PolicyStatement({
-        actions: access === 'read' ? TABLE_KEY_READ_ACTIONS : TABLE_KEY_WRITE_ACTIONS,
+        actions: writes ? TABLE_KEY_WRITE_ACTIONS : TABLE_KEY_READ_ACTIONS,
         resources: [this.tableKey.keyArn],
         conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${stack.region}.${stack.urlSuffix}` } },
       }),
@@ -411,6 +448,20 @@ export class Keysmith extends Construct {
       }),
     );
     fn.addEnvironment('KEYSMITH_AUDIT_KMS_KEY_ARN', key.keyArn);
+  }
+
+  /**
+   * Grants the use of the seal key and sets the variable naming it: `seal` (the management function) may make and
+   * check seals; `verify` (the readers) may only check them, so a compromised reader cannot forge a client or key.
+   */
+  private bindSealKey(fn: NodejsFunction, use: 'seal' | 'verify'): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: use === 'seal' ? ['kms:GenerateMac', 'kms:VerifyMac'] : ['kms:VerifyMac'],
+        resources: [this.sealKey.keyArn],
+      }),
+    );
+    fn.addEnvironment('KEYSMITH_SEAL_KMS_KEY_ARN', this.sealKey.keyArn);
   }
 
   /** Builds the API's resources and methods from the route table. */
@@ -460,6 +511,18 @@ export class Keysmith extends Construct {
         metric: this.api.metricServerError({ period, statistic: 'Sum' }),
         threshold: 5,
       },
+      ...(['authorizer', 'management', 'discovery'] as const).map((name) => ({
+        id: `${pascal(name)}Tamper`,
+        description: `The ${name} function refused a stored item that failed its integrity check (seal or audit head): someone wrote the tables around Keysmith. See its log for the reason and ids.`,
+        metric: new Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName: TAMPER_METRIC,
+          dimensionsMap: { service: metricsServiceName(name) },
+          period,
+          statistic: 'Sum',
+        }),
+        threshold: 1,
+      })),
       ...(['authorizer', 'management', 'discovery'] as const).map((name) => ({
         id: `${pascal(name)}Throttles`,
         description: `Lambda throttled the ${name} function.`,

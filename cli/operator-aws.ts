@@ -12,7 +12,7 @@ import { PLATFORM_ADMIN_SCOPE } from '#shared/model.ts';
 import { createAuditLog, createManagement } from '#shared/wiring.ts';
 import { integerOption, type OptionValues, stringOption } from './command.ts';
 import { awsTarget } from './commands/operator.ts';
-import { CliError, type Context, printJson, UsageError } from './context.ts';
+import { CliError, type Context, printJson, terminalSafe, UsageError } from './context.ts';
 
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
@@ -95,7 +95,9 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
       );
     else
       ctx.out(
-        `The audit chain of tenant ${tenant} is BROKEN at record ${report.problem?.seq} (${report.problem?.kind}): ${report.problem?.detail}. ${report.records} records were intact before it.`,
+        terminalSafe(
+          `The audit chain of tenant ${tenant} is BROKEN at record ${report.problem?.seq} (${report.problem?.kind}): ${report.problem?.detail}. ${report.records} records were intact before it.`,
+        ),
       );
     return report.ok ? 0 : 1;
   } catch (error) {

@@ -15,6 +15,7 @@
  */
 import { hash, type KeyObject } from 'node:crypto';
 import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
+import { accessDenied } from './errors.ts';
 import type { Algorithm, CallerIdentity, ClientWithKeys } from './model.ts';
 import {
   checkTimeAndAudience,
@@ -36,7 +37,7 @@ export interface KeyDirectory {
 export type AuthorizationResult = { allow: true; identity: CallerIdentity } | { allow: false; reason: DenyReason };
 
 /** Why the authorizer could not decide (logged by the handler, which then fails closed). */
-export type UnavailableReason = 'directory_throttled' | 'directory_timeout' | 'directory_error';
+export type UnavailableReason = 'directory_throttled' | 'directory_timeout' | 'directory_error' | 'access_denied';
 
 /** The directory failed or did not answer in time: no decision is possible. Carries no token or key material. */
 export class AuthorizerUnavailableError extends Error {
@@ -45,6 +46,8 @@ export class AuthorizerUnavailableError extends Error {
     readonly reason: UnavailableReason,
     /** The name of the underlying error (e.g. `ThrottlingException`), never its message. */
     readonly causeName: string,
+    /** For `access_denied`: the IAM action the role lacks (e.g. `kms:VerifyMac`). */
+    readonly action?: string,
   ) {
     super(`authorizer unavailable: ${reason}`);
   }
@@ -166,6 +169,9 @@ const THROTTLING = new Set([
 function unavailable(error: unknown): AuthorizerUnavailableError {
   if (error instanceof AuthorizerUnavailableError) return error;
   const name = typeof (error as Error)?.name === 'string' ? (error as Error).name : 'Unknown';
+  // A missing permission is a deployment fault, not an outage: say which action, so an operator can fix the role.
+  const denied = accessDenied(error, 'unknown');
+  if (denied) return new AuthorizerUnavailableError('access_denied', name, denied.action);
   if (THROTTLING.has(name)) return new AuthorizerUnavailableError('directory_throttled', name);
   if (/timeout|timedout|abort/i.test(name) || (error as { code?: string })?.code === 'ETIMEDOUT')
     return new AuthorizerUnavailableError('directory_timeout', name);

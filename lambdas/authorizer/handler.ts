@@ -7,13 +7,14 @@
  * It imports the core and its wiring, not the management API (no zod, no audit), so the bundle stays small.
  */
 
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type {
   APIGatewayAuthorizerResult,
   APIGatewayRequestAuthorizerEvent,
   APIGatewayRequestAuthorizerEventV2,
   APIGatewayTokenAuthorizerEvent,
 } from 'aws-lambda';
+import { functionMetrics, tamperReporter } from '#lambdas/metrics.ts';
 import { type Authorizer, AuthorizerUnavailableError, identityContext } from '#shared/authorizer.ts';
 import { loadConfig } from '#shared/config.ts';
 import { logger } from '#shared/logger.ts';
@@ -75,7 +76,7 @@ function stageWildcard(methodArn: string): string {
 }
 
 /** Counts denials and failures by reason code (CloudWatch EMF): a spike of `invalid_signature` is worth a look. */
-const defaultMetrics = new Metrics({ namespace: 'Keysmith', serviceName: 'keysmith-authorizer' });
+const defaultMetrics = functionMetrics('authorizer');
 
 function count(metrics: Metrics, name: 'Denied' | 'Unavailable', reason: string): void {
   const metric = metrics.singleMetric();
@@ -96,7 +97,12 @@ export function createAuthorizerHandler(authorizer: Authorizer, { metrics = defa
       // Fail closed: no decision can be made, so API Gateway answers with its own 5xx, never an allow.
       const reason = error instanceof AuthorizerUnavailableError ? error.reason : 'authorizer_error';
       const errorName = error instanceof AuthorizerUnavailableError ? error.causeName : (error as Error)?.name;
-      logger.error('authorizer unavailable', { reason, errorName });
+      const action = error instanceof AuthorizerUnavailableError ? error.action : undefined;
+      logger.error(action ? `authorizer unavailable: access denied for ${action}` : 'authorizer unavailable', {
+        reason,
+        errorName,
+        ...(action ? { action } : {}),
+      });
       count(metrics, 'Unavailable', reason);
       throw new Error('authorizer unavailable');
     }
@@ -120,6 +126,6 @@ export function createAuthorizerHandler(authorizer: Authorizer, { metrics = defa
 }
 
 /** The authorizer on the configured table and token rules, built once per container so its caches stay warm. */
-export const authorizer = createAuthorizer(loadConfig());
+export const authorizer = createAuthorizer(loadConfig(), { onTamper: tamperReporter(defaultMetrics) });
 
 export const handler = createAuthorizerHandler(authorizer);

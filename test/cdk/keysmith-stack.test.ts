@@ -158,42 +158,80 @@ describe('least privilege', () => {
   });
 
   for (const name of ['authorizer', 'discovery'] as const) {
-    it(`lets the ${name} only read the main table and decrypt through DynamoDB`, () => {
+    it(`lets the ${name} only query the main table, decrypt through DynamoDB and verify seals (never make one)`, () => {
       const statements = roleStatements(name);
       const all = statements.flatMap(actions);
       expect(all.filter((action) => WRITE_ACTION.test(action))).toEqual([]);
-      expect(all.filter((action) => action.startsWith('kms:')).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey']);
+      expect(all.filter((action) => action.startsWith('kms:')).sort()).toEqual([
+        'kms:Decrypt',
+        'kms:DescribeKey',
+        'kms:VerifyMac',
+      ]);
       expect(all).not.toContain('kms:GenerateDataKey');
+      expect(all).not.toContain('kms:GenerateMac');
       for (const statement of statements.filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')))) {
-        expect(actions(statement).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+        expect(actions(statement)).toEqual(['dynamodb:Query']);
         expect(resourcesOf(statement)).toEqual([arnOf(keysmith.mainTable)]);
       }
       const kms = statements.find((s) => actions(s).includes('kms:Decrypt'))!;
       expect(resourcesOf(kms)).toEqual([arnOf(keysmith.tableKey)]);
       expect(JSON.stringify(kms.Condition?.StringEquals?.['kms:ViaService'])).toContain('dynamodb.us-east-1.');
+      const seals = statements.filter((s) => actions(s).includes('kms:VerifyMac'));
+      expect(seals.flatMap(resourcesOf)).toEqual([arnOf(keysmith.sealKey)]);
       expect(contains(statements, arnOf(keysmith.auditKey))).toBe(false);
       expect(contains(statements, arnOf(keysmith.auditTable))).toBe(false);
     });
   }
 
-  it('lets the management function read and write both tables and query the byTenant index', () => {
+  it('lets the management function call exactly the table actions its code uses, and make and check seals', () => {
     const statements = roleStatements('management');
-    const allowed = (action: string, resource: unknown) =>
-      statements.some((s) => actions(s).includes(action) && contains(resourcesOf(s), resource));
-    for (const table of [keysmith.mainTable, keysmith.auditTable])
-      for (const action of [
-        'dynamodb:GetItem',
-        'dynamodb:Query',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:ConditionCheckItem',
-      ])
-        expect(allowed(action, arnOf(table)), `${action} on ${table.node.id}`).toBe(true);
-    expect(allowed('dynamodb:DeleteItem', arnOf(keysmith.mainTable))).toBe(true);
-    const index = { 'Fn::Join': ['', [arnOf(keysmith.mainTable), '/index/byTenant']] };
-    expect(allowed('dynamodb:Query', index)).toBe(true);
-    expect(allowed('dynamodb:PutItem', index)).toBe(false);
+    const onResource = (resource: unknown) =>
+      [
+        ...new Set(
+          statements
+            .filter((s) => resourcesOf(s).some((r) => JSON.stringify(r) === JSON.stringify(resource)))
+            .flatMap(actions)
+            .filter((action) => action.startsWith('dynamodb:')),
+        ),
+      ].sort();
+    expect(onResource(arnOf(keysmith.mainTable))).toEqual([
+      'dynamodb:BatchWriteItem',
+      'dynamodb:ConditionCheckItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+    ]);
+    // Audit records and heads are only ever put, never updated or deleted by Keysmith.
+    expect(onResource(arnOf(keysmith.auditTable))).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query']);
+    for (const index of ['byTenant', 'byRole'])
+      expect(onResource({ 'Fn::Join': ['', [arnOf(keysmith.mainTable), `/index/${index}`]] }), index).toEqual(['dynamodb:Query']);
     expect(statements.flatMap(actions)).not.toContain('dynamodb:Scan');
+    expect(statements.flatMap(actions)).not.toContain('dynamodb:UpdateItem');
+    const seals = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.sealKey)));
+    expect(seals.flatMap(actions).sort()).toEqual(['kms:GenerateMac', 'kms:VerifyMac']);
+  });
+
+  it('makes the seal key an HMAC_256 key for GENERATE_VERIFY_MAC, named to each function by its variable', () => {
+    const properties = resources[logicalId(keysmith.sealKey)]!.Properties;
+    expect(properties.KeySpec).toBe('HMAC_256');
+    expect(properties.KeyUsage).toBe('GENERATE_VERIFY_MAC');
+    for (const name of FUNCTIONS)
+      expect(resources[logicalId(fn(name))]!.Properties.Environment.Variables.KEYSMITH_SEAL_KMS_KEY_ARN).toEqual(
+        arnOf(keysmith.sealKey),
+      );
+  });
+
+  it('alarms on any tampered item each function refuses', () => {
+    const alarms = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties.MetricName === 'TamperDetected',
+    );
+    expect(alarms.map((a) => a.Properties.Dimensions[0].Value).sort()).toEqual([
+      'keysmith-authorizer',
+      'keysmith-discovery',
+      'keysmith-management',
+    ]);
+    for (const alarm of alarms) expect(alarm.Properties.Threshold).toBe(1);
   });
 
   it('lets the management function use the audit key only under the audit encryption context', () => {
