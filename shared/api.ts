@@ -4,7 +4,7 @@
  */
 import { publicKeyObject, publicKeyWeakness } from './access-key.ts';
 import { assertTenantAdmin } from './admins.ts';
-import type { AuditLog } from './audit.ts';
+import type { AuditLog, ListedAuditEvent } from './audit.ts';
 import { identityContext } from './authorizer.ts';
 import type { KeysmithConfig } from './config.ts';
 import {
@@ -19,7 +19,14 @@ import {
   UnauthorizedError,
   UnsupportedMediaTypeError,
 } from './errors.ts';
-import { type AccessKey, ALGORITHMS, type CallerIdentity, isKeyActive, type ServiceClient } from './model.ts';
+import {
+  type AccessKey,
+  ALGORITHMS,
+  type CallerIdentity,
+  isKeyActive,
+  PLATFORM_ADMIN_SCOPE,
+  type ServiceClient,
+} from './model.ts';
 import type { Route, RouteId } from './routes.ts';
 import {
   auditQuery,
@@ -32,7 +39,7 @@ import {
   updateClientBody,
 } from './schemas.ts';
 import type { KeysmithService } from './service.ts';
-import type { ClientStore } from './store.ts';
+import type { ClientStore, Page } from './store.ts';
 import { issuerOf } from './token-policy.ts';
 
 /** Bodies larger than this are refused with 413. */
@@ -245,7 +252,7 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
         ...(query.to ? { to: new Date(query.to).toISOString() } : {}),
         ...(query.action ? { action: query.action } : {}),
       });
-      return json(200, page);
+      return json(200, (caller as CallerIdentity).scopes.includes(PLATFORM_ADMIN_SCOPE) ? page : tenantView(page, tenantId));
     }
     case 'openidConfiguration': {
       const clientId = param(request, 'clientId');
@@ -277,6 +284,22 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       );
     }
   }
+}
+
+/**
+ * The audit view of a tenant admin: a change made by a platform admin (an actor of another tenant) shows as made by
+ * `{ type: 'platform_admin' }`, without the operator's clientId, keyId or source IP (the SaaS's own staff and
+ * addresses are not the tenant's business); its request id stays, so a tenant can ask the operator about it.
+ */
+function tenantView(page: Page<ListedAuditEvent>, tenantId: string): Page<ListedAuditEvent> {
+  return {
+    ...page,
+    items: page.items.map((event) => {
+      if (!('actor' in event) || event.actor.type !== 'client' || event.actor.tenantId === tenantId) return event;
+      const { sourceIp: _sourceIp, ...rest } = event;
+      return { ...rest, actor: { type: 'platform_admin' } };
+    }),
+  };
 }
 
 async function discover(deps: ApiDependencies, clientId: string) {

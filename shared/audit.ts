@@ -393,7 +393,7 @@ export class AuditLog {
    * later record).
    */
   private async trustedHead(tenantId: string): Promise<ChainHead | undefined> {
-    const head = await this.readHead(tenantId);
+    let head = await this.readHead(tenantId);
     const refuse = (reason: 'audit_head_invalid' | 'audit_head_missing', detail: string): never => {
       this.onTamper({ reason, tenantId });
       throw new IntegrityError(
@@ -411,9 +411,11 @@ export class AuditLog {
           Limit: 1,
         }),
       );
-      if (Items.length > 0)
-        refuse('audit_head_missing', `The audit chain head of tenant ${tenantId} is missing but records exist.`);
-      return undefined;
+      if (Items.length === 0) return undefined;
+      // A concurrent change may have committed its record and the head between the two reads; they are written
+      // together, so once a record is seen, a head that is still missing was removed outside Keysmith.
+      head = await this.readHead(tenantId);
+      if (!head) return refuse('audit_head_missing', `The audit chain head of tenant ${tenantId} is missing but records exist.`);
     }
     if (!(await this.headIsAuthentic(tenantId, head)))
       refuse('audit_head_invalid', `The audit chain head of tenant ${tenantId} was changed outside Keysmith.`);

@@ -68,8 +68,11 @@ export interface CallerIdentity {
   scopes: string[];
 }
 
-/** Who made a change, as an audit record names it. */
-export type Actor = ({ type: 'client' } & CallerIdentity) | { type: 'system'; name: string };
+/**
+ * Who made a change, as an audit record names it. `platform_admin` appears only in a tenant admin's view of a
+ * change a platform admin made (its identity withheld); it is never stored.
+ */
+export type Actor = ({ type: 'client' } & CallerIdentity) | { type: 'system'; name: string } | { type: 'platform_admin' };
 
 /** The privileged scopes of contract §6. */
 export const ADMIN_SCOPE = 'keysmith:admin';

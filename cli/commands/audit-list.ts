@@ -60,7 +60,13 @@ export const auditListCommand: Command = {
             String(event.seq),
             event.occurredAt,
             event.integrity === 'failed' ? `${event.action} (INTEGRITY FAILED)` : event.action,
-            event.actor ? (event.actor.type === 'system' ? `system:${event.actor.name}` : (event.actor.clientId ?? '?')) : '?',
+            event.actor
+              ? event.actor.type === 'system'
+                ? `system:${event.actor.name}`
+                : event.actor.type === 'platform_admin'
+                  ? 'platform admin'
+                  : (event.actor.clientId ?? '?')
+              : '?',
             event.target ? [event.target.clientId, event.target.keyId].filter(Boolean).join('/') : '?',
           ]),
         );

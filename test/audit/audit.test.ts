@@ -86,6 +86,27 @@ describe('every change writes exactly one matching audit record', () => {
     expect((await auditItems(tenant)).length).toBe(5);
   });
 
+  it('a tenant admin sees a platform admin’s changes as made by "platform_admin", without its ids or source IP', async () => {
+    const tenant = newTenant();
+    const admin = await app.clientWithToken(tenant, ['keysmith:admin']);
+    // One change by the platform admin (the tenant admin's own client), one by the tenant admin.
+    await app.call('POST', `/v1/tenants/${tenant}/clients`, { token: admin.token, body: { name: 'by-tenant-admin' } });
+    const asTenant = await app.call('GET', `/v1/tenants/${tenant}/audit-events`, { token: admin.token });
+    expect(asTenant.status).toBe(200);
+    const [own, ...byPlatform] = asTenant.body.items;
+    expect(own.actor).toMatchObject({ type: 'client', clientId: admin.clientId, keyId: admin.keyId });
+    expect(own.sourceIp).toBeTruthy();
+    expect(byPlatform.length).toBe(2);
+    for (const event of byPlatform) {
+      expect(event.actor).toEqual({ type: 'platform_admin' });
+      expect(event.sourceIp).toBeUndefined();
+      expect(event.requestId).toBeTruthy();
+    }
+    expect(JSON.stringify(asTenant.body)).not.toContain(app.adminAccessKey.split('.')[0]);
+    const asPlatform = await app.call('GET', `/v1/tenants/${tenant}/audit-events`, { token: app.adminToken });
+    expect(asPlatform.body.items[1].actor).toMatchObject({ type: 'client', clientId: app.adminAccessKey.split('.')[0] });
+  });
+
   it('stores only tenant, time, event id and action in plaintext: no names, descriptions or key material', async () => {
     const tenant = newTenant();
     const marker = `needle-${Date.now()}`;
@@ -373,6 +394,80 @@ describe('tamper evidence (audit verify)', () => {
       }),
     );
     expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_changed', seq: 3 });
+  });
+
+  it('a cut tail with the head rewritten is still reported after the next legitimate change, which is refused', async () => {
+    const { tenant, items } = await chain(5);
+    for (const cut of items.slice(3))
+      await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: cut.pk, sk: cut.sk } }));
+    const kept = items[2]!;
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.audit,
+        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
+        UpdateExpression: 'SET seq = :seq, digest = :digest, occurredAt = :at',
+        ExpressionAttributeValues: {
+          ':seq': 3,
+          ':digest': createHash('sha256').update(kept.ciphertext).digest('base64url'),
+          ':at': kept.occurredAt,
+        },
+      }),
+    );
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_changed', seq: 3 });
+    // The change that used to heal the chain (building record 4 on the forged head) is refused, over HTTP too.
+    const reports: unknown[] = [];
+    const watched = new AuditLog({
+      documentClient: db,
+      tableName: config.tables.audit,
+      cipher: localCipher(),
+      onTamper: (r) => reports.push(r),
+    });
+    await expect(serviceWith({ audit: watched }).service.createClient(system, tenant, { name: 'after' })).rejects.toMatchObject({
+      status: 500,
+      code: 'audit_chain_tampered',
+    });
+    expect(reports).toEqual([{ reason: 'audit_head_invalid', tenantId: tenant }]);
+    const http = await app.call('POST', `/v1/tenants/${tenant}/clients`, { token: app.adminToken, body: { name: 'after' } });
+    expect(http.status).toBe(500);
+    expect(http.body.code).toBe('audit_chain_tampered');
+    expect(await auditItems(tenant)).toHaveLength(3);
+    expect((await app.call('GET', `/v1/tenants/${tenant}/clients`, { token: app.adminToken })).body.items).toHaveLength(5);
+    expect((await audit.verify(tenant)).ok).toBe(false);
+  });
+
+  it('a head time set to 2099 is not stamped on later records: the change is refused and verify reports it', async () => {
+    const { tenant } = await chain(2);
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.audit,
+        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
+        UpdateExpression: 'SET occurredAt = :at',
+        ExpressionAttributeValues: { ':at': '2099-01-01T00:00:00.000Z' },
+      }),
+    );
+    await expect(service.createClient(system, tenant, { name: 'later' })).rejects.toMatchObject({ code: 'audit_chain_tampered' });
+    const items = await auditItems(tenant);
+    expect(items).toHaveLength(2);
+    expect(items.some((item) => String(item.occurredAt).startsWith('2099'))).toBe(false);
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_changed' });
+  });
+
+  it('a deleted head with records left is not a fresh start: the change is refused', async () => {
+    const { tenant } = await chain(2);
+    await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' } }));
+    await expect(service.createClient(system, tenant, { name: 'later' })).rejects.toMatchObject({ code: 'audit_chain_tampered' });
+    expect(await auditItems(tenant)).toHaveLength(2);
+    expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_missing' });
+  });
+
+  it('verify reports the head (seq and digest of the newest record), so a copy kept elsewhere can detect a rollback', async () => {
+    const { tenant, items } = await chain(3);
+    const report = await audit.verify(tenant);
+    expect(report.head).toEqual({
+      seq: 3,
+      digest: createHash('sha256').update(items[2]!.ciphertext).digest('base64url'),
+      occurredAt: items[2]!.occurredAt,
+    });
   });
 
   it('concurrent changes in one tenant still form one unbroken chain', async () => {
