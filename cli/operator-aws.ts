@@ -23,6 +23,15 @@ function tenantOption(values: OptionValues, fallback?: string): string {
   return tenant;
 }
 
+/** `--expect-head SEQ:DIGEST`, a head saved from an earlier `audit verify --json` (its `head.seq` and `head.digest`). */
+function expectHeadOption(values: OptionValues): { seq: number; digest: string } | undefined {
+  const raw = stringOption(values, 'expect-head');
+  if (raw === undefined) return undefined;
+  const match = /^([1-9][0-9]{0,11}):([A-Za-z0-9_-]{43})$/.exec(raw);
+  if (!match) throw new UsageError('--expect-head is SEQ:DIGEST, as `audit verify --json` prints head.seq and head.digest');
+  return { seq: Number(match[1]), digest: match[2] as string };
+}
+
 /** The document client, config and KMS client for the resolved target; `close` releases the sockets. */
 function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'audit')[]) {
   const target = awsTarget(values, ctx);
@@ -74,17 +83,21 @@ function awsFailure(error: unknown): never {
 /** `keysmith audit verify`. */
 export async function auditVerify(values: OptionValues, _positionals: string[], ctx: Context): Promise<number> {
   const tenant = tenantOption(values);
+  const expectHead = expectHeadOption(values);
   const aws = connectAws(values, ctx, ['audit']);
   try {
     const audit = createAuditLog(aws.config, aws.wiring);
     const started = Date.now();
     let lastPrinted = started;
-    const report = await audit.verify(tenant, (walked) => {
-      const now = Date.now();
-      if (now - lastPrinted >= 1000) {
-        lastPrinted = now;
-        ctx.err(`  ... ${walked} records checked (${Math.round((now - started) / 1000)} s)`);
-      }
+    const report = await audit.verify(tenant, {
+      onProgress: (walked) => {
+        const now = Date.now();
+        if (now - lastPrinted >= 1000) {
+          lastPrinted = now;
+          ctx.err(`  ... ${walked} records checked (${Math.round((now - started) / 1000)} s)`);
+        }
+      },
+      ...(expectHead ? { expectHead } : {}),
     });
     if (values.json) printJson(ctx, report);
     else if (report.ok)

@@ -186,10 +186,21 @@ export interface ChainReport {
   head?: { seq: number; digest: string; occurredAt: string };
   /** The first problem, if any. */
   problem?: {
-    kind: 'changed' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'head_missing' | 'head_changed';
+    kind: 'changed' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'head_missing' | 'head_changed' | 'rolled_back';
     seq: number;
     detail: string;
   };
+}
+
+/** Options of {@link AuditLog.verify}. */
+export interface VerifyOptions {
+  /** Called after each page with the number of records walked. */
+  onProgress?: (walked: number) => void;
+  /**
+   * A head saved earlier outside AWS (from `verify`'s report): the chain must still hold that record with that
+   * digest. This catches what nothing inside the table can: an old head written back after cutting the records since.
+   */
+  expectHead?: { seq: number; digest: string };
 }
 
 /** Options of {@link AuditLog}. */
@@ -447,7 +458,8 @@ export class AuditLog {
    * Walks a tenant's chain from its oldest record and reports the first record deleted, changed, reordered or
    * inserted, and a truncated tail (the head names a later record than the last one found).
    */
-  async verify(tenantId: string, onProgress?: (walked: number) => void): Promise<ChainReport> {
+  async verify(tenantId: string, options: VerifyOptions = {}): Promise<ChainReport> {
+    const { onProgress, expectHead } = options;
     const report: ChainReport = { ok: true, tenantId, records: 0 };
     const fail = (kind: NonNullable<ChainReport['problem']>['kind'], seq: number, detail: string): ChainReport => ({
       ...report,
@@ -500,6 +512,12 @@ export class AuditLog {
           if (!this.retentionDays && (content.seq !== 1 || content.prevDigest !== GENESIS_DIGEST))
             return fail('deleted', 1, `the chain starts at record ${content.seq}; records before it are missing`);
         }
+        if (expectHead && content.seq === expectHead.seq && digest !== expectHead.digest)
+          return fail(
+            'rolled_back',
+            content.seq,
+            `record ${content.seq} is not the one a head kept elsewhere named: the chain was rolled back and rewritten since`,
+          );
         seen.add(content.seq);
         previous = { seq: content.seq, digest };
         report.records += 1;
@@ -518,6 +536,12 @@ export class AuditLog {
     if (head.seq < previous.seq)
       return fail('inserted', head.seq + 1, `records after the head (${head.seq}) were added outside Keysmith`);
     if (head.digest !== previous.digest) return fail('changed', head.seq, `record ${head.seq} differs from the head's digest`);
+    if (expectHead && expectHead.seq > head.seq)
+      return fail(
+        'rolled_back',
+        head.seq,
+        `a head kept elsewhere names record ${expectHead.seq}, but the chain ends at ${head.seq}: it was rolled back`,
+      );
     return report;
   }
 }

@@ -69,6 +69,12 @@ export const auditVerifyCommand: Command = {
       value: 'DAYS',
       description: 'the deployment keeps records this long (older ones expired: the chain may start later)',
     },
+    'expect-head': {
+      type: 'string',
+      value: 'SEQ:DIGEST',
+      description:
+        'a head saved from an earlier --json run (head.seq:head.digest): also fail if the chain was rolled back past it',
+    },
     ...AWS_OPTIONS,
   },
   notes:

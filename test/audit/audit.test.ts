@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { DeleteCommand, PutCommand, QueryCommand, ScanCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from '#shared/audit.ts';
 import { loadConfig } from '#shared/config.ts';
@@ -458,6 +466,31 @@ describe('tamper evidence (audit verify)', () => {
     await expect(service.createClient(system, tenant, { name: 'later' })).rejects.toMatchObject({ code: 'audit_chain_tampered' });
     expect(await auditItems(tenant)).toHaveLength(2);
     expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_missing' });
+  });
+
+  it('a saved old head written back after cutting the records since: caught only by a head kept elsewhere', async () => {
+    const { tenant } = await chain(3);
+    const headKey = { pk: `TENANT#${tenant}`, sk: 'HEAD' };
+    const { Item: oldHead } = await db.send(new GetCommand({ TableName: config.tables.audit, Key: headKey }));
+    await service.createClient(system, tenant, { name: 'four' });
+    await service.createClient(system, tenant, { name: 'five' });
+    const kept = (await audit.verify(tenant)).head!;
+    expect(kept.seq).toBe(5);
+    const items = await auditItems(tenant);
+    for (const cut of items.slice(3))
+      await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: cut.pk, sk: cut.sk } }));
+    await db.send(new PutCommand({ TableName: config.tables.audit, Item: oldHead! }));
+    // Consistent inside the table: undetectable without the copy (README: what it does not catch).
+    expect((await audit.verify(tenant)).ok).toBe(true);
+    expect((await audit.verify(tenant, { expectHead: kept })).problem).toMatchObject({ kind: 'rolled_back', seq: 3 });
+    // Later changes write a different record 4 and 5: the copy still tells.
+    await service.createClient(system, tenant, { name: 'four again' });
+    await service.createClient(system, tenant, { name: 'five again' });
+    await service.createClient(system, tenant, { name: 'six' });
+    expect((await audit.verify(tenant)).ok).toBe(true);
+    expect((await audit.verify(tenant, { expectHead: kept })).problem).toMatchObject({ kind: 'rolled_back', seq: 5 });
+    const fresh = (await audit.verify(tenant)).head!;
+    expect((await audit.verify(tenant, { expectHead: fresh })).ok).toBe(true);
   });
 
   it('verify reports the head (seq and digest of the newest record), so a copy kept elsewhere can detect a rollback', async () => {

@@ -225,6 +225,22 @@ describe('keysmith (in-process)', () => {
     const intact = await cli(['audit', 'verify', '--tenant', tenant, ...target], { bare: true });
     expect(intact).toMatchObject({ code: 0 });
     expect(intact.stdout).toBe(`The audit chain of tenant ${tenant} is intact: 3 records (seq 1 to 3).`);
+    // --json prints the head to keep elsewhere; --expect-head checks a kept one.
+    const head = json((await cli(['audit', 'verify', '--tenant', tenant, ...target, '--json'], { bare: true })).stdout).head;
+    expect(head).toMatchObject({ seq: 3, digest: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    const expected = await cli(
+      ['audit', 'verify', '--tenant', tenant, ...target, '--expect-head', `${head.seq}:${head.digest}`],
+      {
+        bare: true,
+      },
+    );
+    expect(expected.code).toBe(0);
+    const ahead = await cli(['audit', 'verify', '--tenant', tenant, ...target, '--expect-head', `4:${head.digest}`], {
+      bare: true,
+    });
+    expect(ahead.code).toBe(1);
+    expect(ahead.stdout).toMatch(/\(rolled_back\)/);
+    expect((await cli(['audit', 'verify', '--tenant', tenant, ...target, '--expect-head', 'nope'], { bare: true })).code).toBe(2);
 
     const db = createDocumentClient();
     const table = process.env.KEYSMITH_AUDIT_TABLE as string;
