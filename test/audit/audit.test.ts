@@ -302,6 +302,19 @@ describe('KMS (through the Encryption SDK’s KMS keyring)', () => {
     expect(await auditItems(tenant)).toEqual([]);
     expect((await app.call('GET', `/v1/tenants/${tenant}/clients`, { token: app.adminToken })).body.items).toEqual([]);
   });
+
+  it('KMS refusing the role is reported as access denied with its action, not as KMS unavailable', async () => {
+    kms = fakeKms();
+    const tenant = newTenant();
+    await serviceWith({ audit: kmsAudit() }).service.createClient(system, tenant, { name: 'x' });
+    kms.denied = true;
+    const denied = { status: 500, code: 'dependency_access_denied' };
+    await expect(
+      serviceWith({ audit: kmsAudit(true) }).service.createClient(system, newTenant(), { name: 'y' }),
+    ).rejects.toMatchObject({ ...denied, action: 'kms:GenerateDataKey' });
+    await expect(kmsAudit(true).list(tenant, { limit: 20 })).rejects.toMatchObject({ ...denied, action: 'kms:Decrypt' });
+    expect(await auditItems(tenant)).toHaveLength(1);
+  });
 });
 
 describe('tamper evidence (audit verify)', () => {
