@@ -3,7 +3,7 @@
  * exactly as written, but for the port and `npx keysmith` (the fresh directory is not the repository).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +51,9 @@ let keysmith: ReturnType<typeof startKeysmith>;
 
 beforeAll(async () => {
   port = await freePort();
+  // Left behind too open (as by an older Keysmith or a careless copy): npm start must tighten them.
+  mkdirSync(join(cwd, '.keysmith'), { mode: 0o755 });
+  writeFileSync(join(cwd, '.keysmith/local.json'), '{}\n', { mode: 0o644 });
   keysmith = startKeysmith(port);
   const deadline = Date.now() + 45_000;
   while (!keysmith.output().includes('Keysmith is running')) {
@@ -82,6 +85,30 @@ describe('npm start', () => {
     expect(keysmith.output()).toContain(state.adminAccessKey);
     expect(statSync(join(cwd, '.keysmith/local.json')).mode & 0o777).toBe(0o600);
     expect(statSync(join(cwd, '.keysmith/audit-wrapping-key')).mode & 0o777).toBe(0o600);
+  });
+
+  it('keeps .keysmith/ at 0700 and every file in it at 0600, also those that existed before', () => {
+    expect(statSync(join(cwd, '.keysmith')).mode & 0o777).toBe(0o700);
+    const files = readdirSync(join(cwd, '.keysmith'));
+    expect(files).toEqual(expect.arrayContaining(['local.json', 'audit-wrapping-key', 'seal-key', 'local.pid']));
+    for (const file of files) expect(statSync(join(cwd, '.keysmith', file)).mode & 0o777, file).toBe(0o600);
+  });
+
+  it('runs DynamoDB Local on the loopback address only', () => {
+    const state = JSON.parse(readFileSync(join(cwd, '.keysmith/local.json'), 'utf8'));
+    const dynamodbPort = Number(new URL(state.dynamodbEndpoint).port).toString(16).toUpperCase().padStart(4, '0');
+    // The kernel's own table of listening sockets (state 0A): no connection to any other address is needed.
+    const listeners = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/))
+        .filter((fields) => fields[3] === '0A' && fields[1]?.endsWith(`:${dynamodbPort}`))
+        .map((fields) => fields[1]!.split(':')[0]!),
+    );
+    expect(listeners.length).toBeGreaterThan(0);
+    for (const address of listeners) expect(['0100007F', '0000000000000000FFFF00000100007F']).toContain(address);
+    expect(keysmith.output()).not.toContain('could not be bound to 127.0.0.1');
   });
 
   it('serves the README quickstart as written', async () => {
