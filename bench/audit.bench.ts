@@ -110,6 +110,7 @@ async function latency(): Promise<void> {
         createdAt: now,
         updatedAt: now,
         version: 1,
+        auditSeq: 0,
       };
     };
     const write = (on: ClientStore) => async () => {

@@ -79,6 +79,7 @@ function makeClient(algorithm: Algorithm): BenchClient {
       createdAt: now,
       updatedAt: now,
       version: 1,
+      auditSeq: 0,
     },
     key: {
       keyId: newKeyId(),

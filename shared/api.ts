@@ -149,7 +149,7 @@ function param(request: ApiRequest, name: keyof typeof pathParameters): string {
 
 /** A client as the API shows it. */
 export function clientView(client: ServiceClient, issuerBase: string) {
-  const { version: _version, ...rest } = client;
+  const { version: _version, auditSeq: _auditSeq, ...rest } = client;
   return { ...rest, issuer: issuerOf(issuerBase, client.clientId) };
 }
 

@@ -6,12 +6,23 @@ import { DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk
 export type TransactWriteItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /**
+ * A stored number as a JS number; one that no JS number holds exactly (beyond 2^53, or out of range) becomes NaN,
+ * which every reader refuses as malformed. The SDK's default would throw for the whole response, so one such
+ * attribute written around Keysmith would turn a read into a 5xx instead of one refused item.
+ */
+const storedNumber = (text: string): number => {
+  const value = Number(text);
+  return Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)) ? value : Number.NaN;
+};
+
+/**
  * A document client that drops undefined attributes. The AWS SDK reads the endpoint, region and
  * credentials from its usual variables (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
  */
 export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(new DynamoDBClient({ maxAttempts: 3, ...config }), {
     marshallOptions: { removeUndefinedValues: true },
+    unmarshallOptions: { wrapNumbers: storedNumber },
   });
 }
 

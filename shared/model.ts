@@ -23,6 +23,11 @@ export interface ServiceClient {
   updatedAt: string;
   /** Incremented on every change to the client or its keys; guards optimistic writes. */
   version: number;
+  /**
+   * The seq of the audit record of the change that wrote this state (sealed with it), so `audit verify` can tell
+   * a cut chain from what the clients' own seals say.
+   */
+  auditSeq: number;
 }
 
 export type AccessKeyStatus = 'active' | 'revoked';

@@ -21,7 +21,7 @@ import {
   type ServiceClient,
 } from './model.ts';
 import type { CreateClientBody, CreateKeyBody, UpdateClientBody } from './schemas.ts';
-import type { ClientStore, Page } from './store.ts';
+import type { ClientStateChange, ClientStore, Page } from './store.ts';
 import { keys as tableKeys } from './tables.ts';
 
 /** At most this many active keys per client (contract §5). */
@@ -32,8 +32,8 @@ export const MAX_ACTIVE_KEYS = 5;
  * the audit record in one transaction (TransactWriteItems holds at most 100 items).
  */
 export const MAX_STORED_KEYS = 90;
-/** Keys that fit one TransactWriteItems (100 items) beside the client item, the audit record and the chain head. */
-const MAX_TRANSACTION_KEYS = 97;
+/** Keys that fit one TransactWriteItems (100 items) beside the client item, its state witness, the audit record and the chain head. */
+const MAX_TRANSACTION_KEYS = 96;
 const MAX_ATTEMPTS = 20;
 
 /** Where a change came from, for its audit record. */
@@ -57,8 +57,13 @@ export interface KeysmithServiceOptions {
   now?: () => number;
 }
 
-/** A change to commit, or (`audit` absent) nothing to change: the plan found the state already as asked. */
-type Plan<T> = { items: TransactWriteItem[]; audit: AuditEventInput; result: T } | { items?: never; audit?: never; result: T };
+/**
+ * A change to commit, or (`audit` absent) nothing to change: the plan found the state already as asked. `write`
+ * builds the change's items once the seq of its audit record is known (the client's seal names it).
+ */
+type Plan<T> =
+  | { write: (auditSeq: number) => Promise<TransactWriteItem[]>; audit: AuditEventInput; result: T }
+  | { write?: never; audit?: never; result: T };
 
 const callerOf = (actor: Actor) => (actor.type === 'client' ? actor : undefined);
 
@@ -81,9 +86,10 @@ export class KeysmithService {
    */
   private async commit<T>(tenantId: string, plan: () => Promise<Plan<T>>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const { items, audit, result } = await plan();
+      const { write, audit, result } = await plan();
       if (!audit) return result;
       const record = await this.audit.prepare(tenantId, audit);
+      const items = await write(record.event.seq);
       try {
         await this.db.send(new TransactWriteCommand({ TransactItems: [...items, ...record.items] }));
         return result;
@@ -101,6 +107,14 @@ export class KeysmithService {
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * Math.min(attempt, 5)));
       }
     }
+  }
+
+  /** The `write` of a plan that changes a client's state: seals it naming its audit record, plus `extra` items. */
+  private sealed(change: ClientStateChange, extra: TransactWriteItem[] = []): (auditSeq: number) => Promise<TransactWriteItem[]> {
+    return async (auditSeq) => {
+      change.client.auditSeq = auditSeq;
+      return [...(await this.store.writeState(change)), ...extra];
+    };
   }
 
   private nowIso(): string {
@@ -143,9 +157,10 @@ export class KeysmithService {
         createdAt: now,
         updatedAt: now,
         version: 1,
+        auditSeq: 0,
       };
       return {
-        items: await this.store.writeState({ client, keys: [], expectedVersion: undefined }),
+        write: this.sealed({ client, keys: [], expectedVersion: undefined }),
         audit: {
           action: 'client.created',
           actor,
@@ -182,10 +197,7 @@ export class KeysmithService {
       }
       const guard = await this.lockoutGuard(current, { client: next, keys: current.keys });
       return {
-        items: [
-          ...(await this.store.writeState({ client: next, keys: current.keys, expectedVersion: current.client.version })),
-          ...guard,
-        ],
+        write: this.sealed({ client: next, keys: current.keys, expectedVersion: current.client.version }, guard),
         audit: { action: 'client.updated', actor, target: { clientId }, details: { changes }, ...meta },
         result: next,
       };
@@ -207,8 +219,8 @@ export class KeysmithService {
       const inTransaction = fits ? keys : keys.filter((k) => isKeyActive(k, now));
       inert = fits ? [] : keys.filter((k) => !isKeyActive(k, now));
       return {
-        items: [
-          this.store.deleteClient(clientId, client.version),
+        write: async () => [
+          ...this.store.deleteClient(clientId, client.version),
           ...inTransaction.map((k) => this.store.deleteKey(clientId, k.keyId)),
           ...guard,
         ],
@@ -293,12 +305,7 @@ export class KeysmithService {
         sealedVersion: next.version,
       };
       return {
-        items: await this.store.writeState({
-          client: next,
-          keys: [...keys, key],
-          expectedVersion: client.version,
-          newKeyIds: [key.keyId],
-        }),
+        write: this.sealed({ client: next, keys: [...keys, key], expectedVersion: client.version, newKeyIds: [key.keyId] }),
         audit: {
           action: 'access_key.created',
           actor,
@@ -338,7 +345,7 @@ export class KeysmithService {
       );
       const guard = await this.lockoutGuard(current, { client: next, keys: nextKeys });
       return {
-        items: [...(await this.store.writeState({ client: next, keys: nextKeys, expectedVersion: client.version })), ...guard],
+        write: this.sealed({ client: next, keys: nextKeys, expectedVersion: client.version }, guard),
         audit: {
           action: 'access_key.revoked',
           actor,

@@ -11,11 +11,11 @@
  * Reads are single requests; writes are returned as transaction items so that the service can commit them
  * together with their audit record.
  */
-import { type DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { TransactWriteItem } from './dynamodb.ts';
 import { InvalidRequestError } from './errors.ts';
-import { CLIENT_ID } from './ids.ts';
-import { type AccessKey, type ClientWithKeys, isKeyActive, PLATFORM_ADMIN_SCOPE, type ServiceClient } from './model.ts';
+import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import { type AccessKey, ALGORITHMS, type ClientWithKeys, PLATFORM_ADMIN_SCOPE, type ServiceClient } from './model.ts';
 import { type SealKey, sealMessage } from './seal.ts';
 import { keys } from './tables.ts';
 
@@ -31,7 +31,10 @@ type Item = Record<string, unknown>;
 export type TamperReason =
   | 'client_unsealed'
   | 'client_seal_invalid'
+  | 'client_malformed'
   | 'client_misplaced'
+  | 'client_stale'
+  | 'key_malformed'
   | 'key_not_sealed'
   | 'key_misplaced'
   | 'audit_head_invalid'
@@ -48,34 +51,58 @@ export interface TamperReport {
 /** Receives each refused item (the handlers log it and count it as a metric operators can alarm on). */
 export type TamperListener = (report: TamperReport) => void;
 
-function toClient(item: Item): ServiceClient {
+// Strict readers of stored items: a field of the wrong type (a NULL where a string belongs, a number for a map, an
+// object with another prototype) is tampering, refused before anything is canonicalized. Two stored values that a
+// lenient reader would map to one domain value (absent and NULL, say) could otherwise share one seal.
+const isText = (value: unknown): value is string => typeof value === 'string';
+const isOptionalText = (value: unknown): value is string | undefined => value === undefined || typeof value === 'string';
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const isInstant = (value: unknown): value is string => isText(value) && Number.isFinite(Date.parse(value));
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+const isTextMap = (value: unknown): value is Record<string, string> => isPlainObject(value) && Object.values(value).every(isText);
+
+function toClient(item: Item): ServiceClient | undefined {
+  const { clientId, tenantId, name, description, scopes, tags, enabled, createdAt, updatedAt, version, auditSeq } = item;
+  if (!isText(clientId) || !CLIENT_ID.test(clientId) || !isText(tenantId) || !TENANT_ID.test(tenantId)) return undefined;
+  if (!isText(name) || !isOptionalText(description) || !Array.isArray(scopes) || !scopes.every(isText)) return undefined;
+  if (!isTextMap(tags) || typeof enabled !== 'boolean' || !isInstant(createdAt) || !isInstant(updatedAt)) return undefined;
+  if (!isCount(version) || !isCount(auditSeq)) return undefined;
   return {
-    clientId: item.clientId as string,
-    tenantId: item.tenantId as string,
-    name: item.name as string,
-    ...(item.description !== undefined ? { description: item.description as string } : {}),
-    scopes: (item.scopes as string[] | undefined) ?? [],
-    tags: (item.tags as Record<string, string> | undefined) ?? {},
-    enabled: item.enabled as boolean,
-    createdAt: item.createdAt as string,
-    updatedAt: item.updatedAt as string,
-    version: item.version as number,
+    clientId,
+    tenantId,
+    name,
+    ...(description !== undefined ? { description } : {}),
+    scopes: [...scopes],
+    tags: { ...tags },
+    enabled,
+    createdAt,
+    updatedAt,
+    version,
+    auditSeq,
   };
 }
 
-function toAccessKey(item: Item): AccessKey {
+function toAccessKey(item: Item): AccessKey | undefined {
+  const { keyId, clientId, tenantId, algorithm, publicKey, origin, status, createdAt, expiresAt, revokedAt, sealedVersion } =
+    item;
+  if (!isText(keyId) || !KEY_ID.test(keyId) || !isText(clientId) || !isText(tenantId)) return undefined;
+  if (!isText(algorithm) || !(ALGORITHMS as readonly string[]).includes(algorithm) || !isTextMap(publicKey)) return undefined;
+  if ((origin !== 'generated' && origin !== 'registered') || (status !== 'active' && status !== 'revoked')) return undefined;
+  if (!isInstant(createdAt) || !(expiresAt === undefined || isInstant(expiresAt))) return undefined;
+  if (!(revokedAt === undefined || isInstant(revokedAt)) || !isCount(sealedVersion)) return undefined;
   return {
-    keyId: item.keyId as string,
-    clientId: item.clientId as string,
-    tenantId: item.tenantId as string,
-    algorithm: item.algorithm as AccessKey['algorithm'],
-    publicKey: item.publicKey as AccessKey['publicKey'],
-    origin: item.origin as AccessKey['origin'],
-    status: item.status as AccessKey['status'],
-    createdAt: item.createdAt as string,
-    ...(item.expiresAt !== undefined ? { expiresAt: item.expiresAt as string } : {}),
-    ...(item.revokedAt !== undefined ? { revokedAt: item.revokedAt as string } : {}),
-    sealedVersion: item.sealedVersion as number,
+    keyId,
+    clientId,
+    tenantId,
+    algorithm: algorithm as AccessKey['algorithm'],
+    publicKey: { ...publicKey } as AccessKey['publicKey'],
+    origin,
+    status,
+    createdAt,
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(revokedAt !== undefined ? { revokedAt } : {}),
+    sealedVersion,
   };
 }
 
@@ -112,6 +139,7 @@ function clientSealMessage(client: ServiceClient, keyDigests: Record<string, str
     client.createdAt,
     client.updatedAt,
     client.version,
+    client.auditSeq,
     sortedEntries(keyDigests),
   ]);
 }
@@ -139,6 +167,13 @@ const KEY_SORT_POSITION = /^[0-9A-Za-z]{8,16}$/;
 export const KEY_RETENTION_DAYS = 30;
 const removalEpoch = (fromMs: number): number => Math.floor(fromMs / 1000) + KEY_RETENTION_DAYS * 86_400;
 
+/**
+ * The sort key of each client's state witness: an item holding only the client's version, re-written by every
+ * change. An older copy of the client item written back alone then disagrees with it, also for a client with no
+ * key to show a newer version.
+ */
+const STATE_SORT_KEY = 'STATE';
+
 /** The sparse index entry of clients holding `keysmith:platform-admin` (found when guarding against lock-out). */
 const PLATFORM_ADMIN_ROLE = 'ROLE#platform-admin';
 
@@ -152,13 +187,11 @@ export interface ClientStoreOptions {
   sealKey: SealKey;
   /** Told about every item refused by its seal. @default nothing */
   onTamper?: TamperListener;
-  /** The clock, in ms (which keys can still sign, and so are re-written with each change). @default Date.now */
-  now?: () => number;
 }
 
 /** A client's next state, as the service plans it. */
 export interface ClientStateChange {
-  /** The client at its next version. */
+  /** The client at its next version, with the seq of the audit record its change writes. */
   client: ServiceClient;
   /** Every key the client keeps (changed ones and unchanged ones); a key left out is not named by the seal. */
   keys: AccessKey[];
@@ -174,49 +207,44 @@ export class ClientStore {
   private readonly db: DynamoDBDocumentClient;
   private readonly sealKey: SealKey;
   private readonly onTamper: TamperListener;
-  private readonly now: () => number;
-
-  constructor({ documentClient, tableName, sealKey, onTamper = () => undefined, now = Date.now }: ClientStoreOptions) {
+  constructor({ documentClient, tableName, sealKey, onTamper = () => undefined }: ClientStoreOptions) {
     this.db = documentClient;
     this.tableName = tableName;
     this.sealKey = sealKey;
     this.onTamper = onTamper;
-    this.now = now;
   }
 
   /** The client of a stored item with the key digests its seal names, or undefined (reported) when it is not authentic. */
   private async openClient(item: Item): Promise<{ client: ServiceClient; keyDigests: Record<string, string> } | undefined> {
-    const client = toClient(item);
     const report = (reason: TamperReason) => {
       this.onTamper({ reason, clientId: String(item.clientId), tenantId: String(item.tenantId) });
       return undefined;
     };
-    const seal = item.seal;
-    const keyDigests = item.keyDigests;
-    if (!(seal instanceof Uint8Array) || typeof keyDigests !== 'object' || keyDigests === null) return report('client_unsealed');
+    const { seal, keyDigests } = item;
+    if (!(seal instanceof Uint8Array) || !isTextMap(keyDigests)) return report('client_unsealed');
+    const client = toClient(item);
+    if (!client) return report('client_malformed');
     if (item.pk !== keys.clientPartition(client.clientId) || item.sk !== 'CLIENT') return report('client_misplaced');
-    const digests = keyDigests as Record<string, string>;
-    if (!(await this.sealKey.verify(clientSealMessage(client, digests), seal))) return report('client_seal_invalid');
-    return { client, keyDigests: digests };
+    if (!(await this.sealKey.verify(clientSealMessage(client, keyDigests), seal))) return report('client_seal_invalid');
+    return { client, keyDigests };
   }
 
-  /** A client by id, or undefined (also when its item is not authentic). Strongly consistent. */
+  /** A client by id, or undefined (also when its items are not authentic). Strongly consistent. */
   async getClient(clientId: string): Promise<ServiceClient | undefined> {
-    if (!CLIENT_ID.test(clientId)) return undefined;
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.client(clientId), ConsistentRead: true }),
-    );
-    return Item ? (await this.openClient(Item))?.client : undefined;
+    return (await this.getClientWithKeys(clientId))?.client;
   }
 
   /**
    * A client and the keys its seal names, in one request (one Query of the client's partition), or undefined.
+   * The client is absent when its seal fails, and also when its partition shows a newer state than the client item
+   * (the state witness, or a key written at a later version): an older copy of the client item written back alone.
    * A key item whose digest is not the sealed one is left out (and reported); a key named but missing is simply
    * absent (DynamoDB TTL removes old keys).
    */
   async getClientWithKeys(clientId: string): Promise<ClientWithKeys | undefined> {
     if (!CLIENT_ID.test(clientId)) return undefined;
     let clientItem: Item | undefined;
+    let witness: Item | undefined;
     const keyItems: Item[] = [];
     let startKey: Item | undefined;
     do {
@@ -231,6 +259,7 @@ export class ClientStore {
       );
       for (const item of page.Items ?? []) {
         if (item.sk === 'CLIENT') clientItem = item;
+        else if (item.sk === STATE_SORT_KEY) witness = item;
         else keyItems.push(item);
       }
       startKey = page.LastEvaluatedKey;
@@ -239,12 +268,23 @@ export class ClientStore {
     const opened = await this.openClient(clientItem);
     if (!opened) return undefined;
     const { client, keyDigests } = opened;
+    const stale = () => {
+      this.onTamper({ reason: 'client_stale', clientId, tenantId: client.tenantId });
+      return undefined;
+    };
+    if (witness?.version !== client.version) return stale();
     const accessKeys: AccessKey[] = [];
     for (const item of keyItems) {
       const key = toAccessKey(item);
       const report = (reason: TamperReason) =>
         this.onTamper({ reason, clientId, tenantId: client.tenantId, keyId: String(item.keyId) });
-      if (item.sk !== keys.accessKey(clientId, key.keyId).sk || key.clientId !== clientId || key.tenantId !== client.tenantId)
+      if (!key) report('key_malformed');
+      else if (key.sealedVersion > client.version) return stale();
+      else if (
+        item.sk !== keys.accessKey(clientId, key.keyId).sk ||
+        key.clientId !== clientId ||
+        key.tenantId !== client.tenantId
+      )
         report('key_misplaced');
       else if (!Object.hasOwn(keyDigests, key.keyId) || keyDigests[key.keyId] !== keyDigest(key)) report('key_not_sealed');
       else accessKeys.push(key);
@@ -316,11 +356,11 @@ export class ClientStore {
     expectedVersion,
     newKeyIds = [],
   }: ClientStateChange): Promise<TransactWriteItem[]> {
-    const now = this.now();
     const keyDigests: Record<string, string> = {};
     const items: TransactWriteItem[] = [];
     for (const key of clientKeys) {
-      const rewrite = key.sealedVersion === client.version || isKeyActive(key, now);
+      // Every key that is not revoked (expired ones too: expiry is a matter of the reader's clock) carries the version.
+      const rewrite = key.sealedVersion === client.version || key.status === 'active';
       const stored: AccessKey = rewrite ? { ...key, sealedVersion: client.version } : key;
       keyDigests[stored.keyId] = keyDigest(stored);
       if (rewrite) items.push(this.putKey(stored, newKeyIds.includes(stored.keyId)));
@@ -344,6 +384,9 @@ export class ClientStore {
           ? { ConditionExpression: 'attribute_not_exists(pk)' }
           : { ConditionExpression: 'version = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),
       },
+    });
+    items.push({
+      Put: { TableName: this.tableName, Item: { ...keys.client(client.clientId), sk: STATE_SORT_KEY, version: client.version } },
     });
     return items;
   }
@@ -377,16 +420,19 @@ export class ClientStore {
     };
   }
 
-  /** Deletes a client if it is still at `expectedVersion`. */
-  deleteClient(clientId: string, expectedVersion: number): TransactWriteItem {
-    return {
-      Delete: {
-        TableName: this.tableName,
-        Key: keys.client(clientId),
-        ConditionExpression: 'version = :expected',
-        ExpressionAttributeValues: { ':expected': expectedVersion },
+  /** Deletes a client (and its state witness) if it is still at `expectedVersion`. */
+  deleteClient(clientId: string, expectedVersion: number): TransactWriteItem[] {
+    return [
+      {
+        Delete: {
+          TableName: this.tableName,
+          Key: keys.client(clientId),
+          ConditionExpression: 'version = :expected',
+          ExpressionAttributeValues: { ':expected': expectedVersion },
+        },
       },
-    };
+      { Delete: { TableName: this.tableName, Key: { ...keys.client(clientId), sk: STATE_SORT_KEY } } },
+    ];
   }
 
   /** Deletes a key's item (when its client is deleted). */

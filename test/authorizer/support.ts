@@ -106,7 +106,18 @@ export function makeClient(
     scopes,
     keys,
     record: {
-      client: { clientId, tenantId, name: 'test', scopes, tags: {}, enabled: true, createdAt: now, updatedAt: now, version: 1 },
+      client: {
+        clientId,
+        tenantId,
+        name: 'test',
+        scopes,
+        tags: {},
+        enabled: true,
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+        auditSeq: 0,
+      },
       keys: accessKeys,
     },
   };

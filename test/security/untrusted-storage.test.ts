@@ -6,7 +6,7 @@
  * first time after the tampering, so no warm cache can hide the result.
  */
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, NumberValue, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { ClientTokenVerifier } from '#sdk/verifier.ts';
 import { toPublicJwk } from '#shared/access-key.ts';
@@ -211,7 +211,8 @@ describe('untrusted storage: what grants access is sealed (contract §14)', () =
     await putItem({ ...moved, ...keyKey(to.clientId, own.keyId), clientId: to.clientId, tenantId: to.tenant });
     const token = await ownKeyToken(privateKey, 'EdDSA', own.keyId, to.clientId);
     expect(await verdicts(token, to.clientId, own.keyId)).toMatchObject(REFUSED_KEY);
-    expect(await verdicts(to.first.token, to.clientId, to.first.keyId)).toMatchObject(ALLOWED);
+    // (A moved item written at a later version than the destination's makes the whole destination absent, as an
+    // older client item written back would: tampering shows; availability is out of reach anyway.)
     const ownToken = await ownKeyToken(privateKey, 'EdDSA', own.keyId, from.clientId);
     expect(await verdicts(ownToken, from.clientId, own.keyId)).toMatchObject(ALLOWED);
   });
@@ -237,5 +238,129 @@ describe('untrusted storage: what grants access is sealed (contract §14)', () =
     // Deleting data stays possible (availability is out of reach): it only ever takes access away.
     await db.send(new DeleteCommand({ TableName: table(), Key: clientKey(untouched.clientId) }));
     expect((await app.call('GET', `/v1/clients/${untouched.clientId}/.well-known/openid-configuration/jwks`)).status).toBe(404);
+  });
+
+  it('an older client item written back alone is refused, also for a client with no key, and its next change too', async () => {
+    // With keys: they were re-written at the newer version. Without: the state witness says so.
+    for (const withKeys of [true, false]) {
+      const tenant = newTenant();
+      const client = await app.createClient(tenant, { scopes: ['billing:read', 'billing:write'] });
+      const key = withKeys ? await app.createKey(tenant, client.clientId) : undefined;
+      const before = await getItem(clientKey(client.clientId));
+      const path = `/v1/tenants/${tenant}/clients/${client.clientId}`;
+      const narrowed = await app.call('PATCH', path, {
+        token: app.adminToken,
+        body: { scopes: ['billing:read'], enabled: false },
+      });
+      expect(narrowed.status).toBe(200);
+      await putItem(before);
+      expect((await app.call('GET', path, { token: app.adminToken })).status, `withKeys=${withKeys}`).toBe(404);
+      // The admin's next change is planned from no client at all, so the old state is never sealed anew.
+      expect((await app.call('POST', `${path}/access-keys`, { token: app.adminToken, body: {} })).status).toBe(404);
+      if (key) expect((await app.call('GET', '/v1/whoami', { token: await app.token(key.accessKey) })).status).toBe(401);
+    }
+  });
+
+  it('a deleted client is not brought back by writing back its client item', async () => {
+    const v = await victim();
+    const before = await getItem(clientKey(v.clientId));
+    expect((await app.call('DELETE', `/v1/tenants/${v.tenant}/clients/${v.clientId}`, { token: app.adminToken })).status).toBe(
+      204,
+    );
+    await putItem(before);
+    expect(await verdicts(v.first.token, v.clientId, v.first.keyId)).toMatchObject(REFUSED_CLIENT);
+    expect((await app.call('GET', `/v1/tenants/${v.tenant}/clients/${v.clientId}`, { token: app.adminToken })).status).toBe(404);
+  });
+
+  it('attributes of the wrong type (NULL for a string, a number for a map) are tampering, not another encoding', async () => {
+    // A key whose expiry is set to NULL must not become a key that never expires (and is never re-sealed).
+    const v = await victim();
+    const before = await getItem(clientKey(v.clientId));
+    await db.send(
+      new UpdateCommand({
+        TableName: table(),
+        Key: keyKey(v.clientId, v.first.keyId),
+        UpdateExpression: 'SET expiresAt = :null',
+        ExpressionAttributeValues: { ':null': null },
+      }),
+    );
+    expect(await verdicts(v.first.token, v.clientId, v.first.keyId)).toMatchObject(REFUSED_KEY);
+    expect(await verdicts(v.second.token, v.clientId, v.second.keyId)).toMatchObject(ALLOWED);
+    const path = `/v1/tenants/${v.tenant}/clients/${v.clientId}`;
+    expect((await app.call('PATCH', path, { token: app.adminToken, body: { enabled: false } })).status).toBe(200);
+    await putItem(before);
+    expect((await app.call('GET', path, { token: app.adminToken })).status).toBe(404);
+    const again = await app.call('GET', `/v1/clients/${v.clientId}/.well-known/openid-configuration/jwks`);
+    expect(again.status).toBe(404);
+
+    for (const [attribute, value] of [
+      ['tags', 12345],
+      ['description', null],
+      ['enabled', 'true'],
+    ] as const) {
+      const w = await victim();
+      await db.send(
+        new UpdateCommand({
+          TableName: table(),
+          Key: clientKey(w.clientId),
+          UpdateExpression: 'SET #a = :v',
+          ExpressionAttributeNames: { '#a': attribute },
+          ExpressionAttributeValues: { ':v': value },
+        }),
+      );
+      expect(await verdicts(w.first.token, w.clientId, w.first.keyId), attribute).toMatchObject(REFUSED_CLIENT);
+    }
+  });
+
+  it('items that cannot be read as Keysmith wrote them are absent, never a 5xx', async () => {
+    const cases: [string, (v: Awaited<ReturnType<typeof victim>>) => Promise<unknown>][] = [
+      [
+        'a key without its public key',
+        (v) =>
+          db.send(
+            new UpdateCommand({
+              TableName: table(),
+              Key: keyKey(v.clientId, v.first.keyId),
+              UpdateExpression: 'REMOVE publicKey',
+            }),
+          ),
+      ],
+      [
+        'a number no JS number holds, on a key',
+        (v) =>
+          db.send(
+            new UpdateCommand({
+              TableName: table(),
+              Key: keyKey(v.clientId, v.first.keyId),
+              UpdateExpression: 'SET sealedVersion = :huge',
+              ExpressionAttributeValues: { ':huge': NumberValue.from('1E+100') },
+            }),
+          ),
+      ],
+      [
+        'a version beyond 2^53 on the client',
+        (v) =>
+          db.send(
+            new UpdateCommand({
+              TableName: table(),
+              Key: clientKey(v.clientId),
+              UpdateExpression: 'SET version = :huge',
+              ExpressionAttributeValues: { ':huge': NumberValue.from('1152921504606846976') },
+            }),
+          ),
+      ],
+    ];
+    for (const [name, tamper] of cases) {
+      const v = await victim();
+      await tamper(v);
+      const jwks = await app.call('GET', `/v1/clients/${v.clientId}/.well-known/openid-configuration/jwks`);
+      expect(jwks.status, name).toBeLessThan(500);
+      const whoami = await app.call('GET', '/v1/whoami', { token: v.first.token });
+      expect(whoami.status, name).toBe(401);
+      const get = await app.call('GET', `/v1/tenants/${v.tenant}/clients/${v.clientId}`, { token: app.adminToken });
+      expect(get.status, name).toBeLessThan(500);
+      const list = await app.call('GET', `/v1/tenants/${v.tenant}/clients`, { token: app.adminToken });
+      expect(list.status, name).toBe(200);
+    }
   });
 });
