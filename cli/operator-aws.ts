@@ -9,7 +9,7 @@ import { ConfigError, type KeysmithConfig, loadConfig } from '#shared/config.ts'
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { TENANT_ID } from '#shared/ids.ts';
 import { PLATFORM_ADMIN_SCOPE } from '#shared/model.ts';
-import { createAuditLog, createManagement } from '#shared/wiring.ts';
+import { createAuditLog, createManagement, createStore } from '#shared/wiring.ts';
 import { integerOption, type OptionValues, stringOption } from './command.ts';
 import { awsTarget } from './commands/operator.ts';
 import { CliError, type Context, printJson, terminalSafe, UsageError } from './context.ts';
@@ -80,6 +80,19 @@ function awsFailure(error: unknown): never {
   throw new CliError(`${e.name ?? 'Error'}: ${e.message ?? String(error)}`);
 }
 
+/** Every client of the tenant with the audit seq its seal names (clients whose seal fails are left out, and reported). */
+async function sealedClients(aws: ReturnType<typeof connectAws>, tenant: string) {
+  const store = createStore(aws.config, aws.wiring);
+  const clients: { clientId: string; auditSeq: number }[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.listClients(tenant, 100, cursor);
+    for (const client of page.items) clients.push({ clientId: client.clientId, auditSeq: client.auditSeq });
+    cursor = page.nextCursor;
+  } while (cursor);
+  return clients;
+}
+
 /** `keysmith audit verify`. */
 export async function auditVerify(values: OptionValues, _positionals: string[], ctx: Context): Promise<number> {
   const tenant = tenantOption(values);
@@ -87,6 +100,8 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
   const aws = connectAws(values, ctx, ['audit']);
   try {
     const audit = createAuditLog(aws.config, aws.wiring);
+    // With the main table and the seal key, the tenant's clients are cross-checked against the chain.
+    const clients = aws.config.tables.main && aws.config.sealKey ? await sealedClients(aws, tenant) : undefined;
     const started = Date.now();
     let lastPrinted = started;
     const report = await audit.verify(tenant, {
@@ -98,7 +113,14 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
         }
       },
       ...(expectHead ? { expectHead } : {}),
+      ...(clients ? { clients } : {}),
     });
+    if (!values.json)
+      ctx.err(
+        clients
+          ? `Cross-checked ${report.clientsChecked ?? 0} of ${clients.length} clients' sealed last changes against the chain.`
+          : 'Clients not cross-checked: give --main-table and --seal-key-arn to also catch a cut tail with an older head written back.',
+      );
     if (values.json) printJson(ctx, report);
     else if (report.ok)
       ctx.out(

@@ -180,6 +180,8 @@ export interface ChainReport {
   tenantId: string;
   /** Records walked. */
   records: number;
+  /** Clients whose sealed last change was found in the chain (when `clients` was given). */
+  clientsChecked?: number;
   firstSeq?: number;
   lastSeq?: number;
   /** The chain head as stored (seq and digest of the newest record): keep a copy outside AWS to detect a rollback. */
@@ -201,6 +203,12 @@ export interface VerifyOptions {
    * digest. This catches what nothing inside the table can: an old head written back after cutting the records since.
    */
   expectHead?: { seq: number; digest: string };
+  /**
+   * The tenant's clients as their seals name them (`auditSeq`: the record of each one's last change), read from the
+   * main table through their seals. Each must still be in the chain, naming that client: a cut tail with an old
+   * head written back leaves clients whose seals name records the chain no longer holds.
+   */
+  clients?: readonly { clientId: string; auditSeq: number }[];
 }
 
 /** Options of {@link AuditLog}. */
@@ -459,7 +467,9 @@ export class AuditLog {
    * inserted, and a truncated tail (the head names a later record than the last one found).
    */
   async verify(tenantId: string, options: VerifyOptions = {}): Promise<ChainReport> {
-    const { onProgress, expectHead } = options;
+    const { onProgress, expectHead, clients } = options;
+    // The client each record is about, by seq: to check the clients' sealed last changes against the chain.
+    const targets = clients ? new Map<number, string>() : undefined;
     const report: ChainReport = { ok: true, tenantId, records: 0 };
     const fail = (kind: NonNullable<ChainReport['problem']>['kind'], seq: number, detail: string): ChainReport => ({
       ...report,
@@ -519,6 +529,7 @@ export class AuditLog {
             `record ${content.seq} is not the one a head kept elsewhere named: the chain was rolled back and rewritten since`,
           );
         seen.add(content.seq);
+        targets?.set(content.seq, content.target?.clientId);
         previous = { seq: content.seq, digest };
         report.records += 1;
         report.lastSeq = content.seq;
@@ -542,6 +553,23 @@ export class AuditLog {
         head.seq,
         `a head kept elsewhere names record ${expectHead.seq}, but the chain ends at ${head.seq}: it was rolled back`,
       );
+    if (clients && targets) {
+      let checked = 0;
+      for (const { clientId, auditSeq } of clients) {
+        // With retention, records before the chain's first may have expired: nothing to compare with.
+        if (report.firstSeq !== undefined && auditSeq < report.firstSeq && this.retentionDays) continue;
+        if (targets.get(auditSeq) !== clientId)
+          return fail(
+            'rolled_back',
+            auditSeq,
+            auditSeq > head.seq
+              ? `client ${clientId} was last changed by record ${auditSeq}, but the chain ends at ${head.seq}: records were cut and an older head written back`
+              : `client ${clientId} was last changed by record ${auditSeq}, which the chain does not hold as a change of it`,
+          );
+        checked += 1;
+      }
+      report.clientsChecked = checked;
+    }
     return report;
   }
 }

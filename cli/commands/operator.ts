@@ -2,6 +2,7 @@
  * The operator's commands, which talk to DynamoDB (and KMS) directly with the operator's AWS credentials:
  * `keysmith audit verify` and `keysmith bootstrap`. Their AWS code is loaded only when they run.
  */
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Command, type OptionSpecs, type OptionValues, stringOption } from '../command.ts';
 import { type Context, UsageError } from '../context.ts';
@@ -16,6 +17,19 @@ const AWS_OPTIONS: OptionSpecs = {
     description: 'a local AES wrapping key instead of KMS (default locally: .keysmith/audit-wrapping-key)',
   },
   json: { type: 'boolean', description: 'print JSON for scripts' },
+};
+
+const SEAL_OPTIONS: OptionSpecs = {
+  'seal-key-arn': {
+    type: 'string',
+    value: 'ARN',
+    description: "the KMS HMAC key that seals clients and keys (the stack's SealKeyArn output)",
+  },
+  'seal-key-file': {
+    type: 'string',
+    value: 'FILE',
+    description: 'a local seal key instead of KMS (default locally: .keysmith/seal-key)',
+  },
 };
 
 /** Where the operator's commands find DynamoDB and the audit key. */
@@ -42,8 +56,10 @@ export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
   if (!kmsKeyArn && !localKeyFile)
     throw new UsageError('--kms-key-arn is required (or, for a local stack, run this where .keysmith/local.json is)');
   const sealKeyArn = stringOption(options, 'seal-key-arn');
+  // Locally the seal key sits beside the wrapping key; it is used by default only where it exists.
+  const localSealKey = localKeyFile && !sealKeyArn ? join(dirname(localKeyFile), 'seal-key') : undefined;
   const sealKeyFile =
-    stringOption(options, 'seal-key-file') ?? (localKeyFile && !sealKeyArn ? join(dirname(localKeyFile), 'seal-key') : undefined);
+    stringOption(options, 'seal-key-file') ?? (localSealKey && existsSync(localSealKey) ? localSealKey : undefined);
   return {
     region: stringOption(options, 'region') ?? ctx.env.AWS_REGION ?? (local.dynamodbEndpoint ? 'us-east-1' : undefined),
     endpoint,
@@ -64,6 +80,12 @@ export const auditVerifyCommand: Command = {
   options: {
     tenant: { type: 'string', value: 'TENANT', description: 'the tenant whose chain to verify (required)' },
     'audit-table': { type: 'string', value: 'NAME', description: 'the audit table (default locally: from .keysmith/local.json)' },
+    'main-table': {
+      type: 'string',
+      value: 'NAME',
+      description: "with the seal key: also check each client's sealed last change against the chain",
+    },
+    ...SEAL_OPTIONS,
     'retention-days': {
       type: 'string',
       value: 'DAYS',
@@ -78,7 +100,7 @@ export const auditVerifyCommand: Command = {
     ...AWS_OPTIONS,
   },
   notes:
-    'Exit code 0: the chain is intact; 1: it is broken (the first problem is printed).\nIn AWS: keysmith audit verify --tenant acme --audit-table NAME --kms-key-arn ARN --region eu-west-1',
+    'Exit code 0: the chain is intact; 1: it is broken (the first problem is printed).\nIn AWS: keysmith audit verify --tenant acme --audit-table NAME --kms-key-arn ARN --main-table NAME --seal-key-arn ARN --region eu-west-1',
   async run(values, positionals, ctx) {
     return (await import('../operator-aws.ts')).auditVerify(values, positionals, ctx);
   },

@@ -506,6 +506,31 @@ describe('tamper evidence (audit verify)', () => {
     expect((await audit.verify(tenant, { expectHead: fresh })).ok).toBe(true);
   });
 
+  it('a cut tail with an older head written back is caught by the clients’ seals, which name their last change', async () => {
+    const { store } = serviceWith();
+    const tenant = newTenant();
+    const first = await service.createClient(system, tenant, { name: 'one' });
+    const headKey = { pk: `TENANT#${tenant}`, sk: 'HEAD' };
+    const { Item: oldHead } = await db.send(new GetCommand({ TableName: config.tables.audit, Key: headKey }));
+    const second = await service.createClient(system, tenant, { name: 'two' });
+    await service.updateClient(system, tenant, first.clientId, { name: 'one again' });
+    const clients = async () =>
+      (await store.listClients(tenant, 100)).items.map((c) => ({ clientId: c.clientId, auditSeq: c.auditSeq }));
+    expect(await audit.verify(tenant, { clients: await clients() })).toMatchObject({ ok: true, clientsChecked: 2 });
+
+    const items = await auditItems(tenant);
+    for (const cut of items.slice(1))
+      await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: cut.pk, sk: cut.sk } }));
+    await db.send(new PutCommand({ TableName: config.tables.audit, Item: oldHead! }));
+    expect((await audit.verify(tenant)).ok, 'consistent inside the audit table alone').toBe(true);
+    expect((await audit.verify(tenant, { clients: await clients() })).problem).toMatchObject({ kind: 'rolled_back' });
+    // Also after a later legitimate change on top of the rolled-back chain.
+    await service.createClient(system, tenant, { name: 'three' });
+    const report = await audit.verify(tenant, { clients: await clients() });
+    expect(report.problem).toMatchObject({ kind: 'rolled_back' });
+    expect(report.problem?.detail).toMatch(new RegExp(`${first.clientId}|${second.clientId}`));
+  });
+
   it('verify reports the head (seq and digest of the newest record), so a copy kept elsewhere can detect a rollback', async () => {
     const { tenant, items } = await chain(3);
     const report = await audit.verify(tenant);

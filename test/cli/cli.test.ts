@@ -235,6 +235,23 @@ describe('keysmith (in-process)', () => {
       },
     );
     expect(expected.code).toBe(0);
+    expect(expected.stderr).toContain('Clients not cross-checked');
+    const crossChecked = await cli(
+      [
+        'audit',
+        'verify',
+        '--tenant',
+        tenant,
+        ...target,
+        '--main-table',
+        process.env.KEYSMITH_MAIN_TABLE as string,
+        '--seal-key-file',
+        process.env.KEYSMITH_LOCAL_SEAL_KEY_FILE as string,
+      ],
+      { bare: true },
+    );
+    expect(crossChecked.code).toBe(0);
+    expect(crossChecked.stderr).toMatch(/Cross-checked 1 of 1 clients/);
     const ahead = await cli(['audit', 'verify', '--tenant', tenant, ...target, '--expect-head', `4:${head.digest}`], {
       bare: true,
     });
@@ -313,6 +330,7 @@ describe('keysmith (in-process)', () => {
       }),
     );
     copyFileSync(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string, join(dir, '.keysmith', 'audit-wrapping-key'));
+    copyFileSync(process.env.KEYSMITH_LOCAL_SEAL_KEY_FILE as string, join(dir, '.keysmith', 'seal-key'));
     process.chdir(dir);
     try {
       const whoami = await cli(['whoami', '--json'], { bare: true });
@@ -324,6 +342,7 @@ describe('keysmith (in-process)', () => {
       const verified = await cli(['audit', 'verify', '--tenant', admin.tenantId], { bare: true });
       expect(verified.code).toBe(0);
       expect(verified.stdout).toMatch(/is intact/);
+      expect(verified.stderr).toMatch(/Cross-checked \d+ of \d+ clients/);
     } finally {
       process.chdir(workDir);
       rmSync(dir, { recursive: true, force: true });
