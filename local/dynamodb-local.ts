@@ -75,7 +75,8 @@ function spawnDynamoDbLocal(port: number, dataDir: string | undefined, loopback:
 /**
  * Starts DynamoDB Local on `port` (a free one if omitted), in memory unless `dataDir` is given, shared
  * (`-sharedDb`), reachable from this machine only (127.0.0.1), and waits until it answers. Should the loopback
- * launcher not start (a Java without its source launcher), it falls back to the plain jar and warns.
+ * launcher not compile (a Java without its source launcher or compiler module), it falls back to the plain jar
+ * and warns; any other failure is thrown.
  */
 export async function startDynamoDbLocal({
   port,
@@ -89,6 +90,9 @@ export async function startDynamoDbLocal({
   try {
     return await startOnce(port ?? (await freePort()), dataDir, true);
   } catch (error) {
+    // Only a Java that cannot run the launcher (no source launcher, no compiler module) falls back; any other
+    // failure is DynamoDB Local's own and is reported as it is, rather than opening it to the network.
+    if (!/jdk\.compiler|compilation failed|LoopbackDynamoDbLocal|source-file mode/i.test((error as Error).message)) throw error;
     onWarning(
       `Warning: DynamoDB Local could not be bound to 127.0.0.1 (${(error as Error).message.split('\n')[0]}); ` +
         'starting it on every interface. Keep this machine behind a firewall.',

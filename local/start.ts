@@ -91,7 +91,8 @@ async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
   const dataDir = local.dataDir ? resolve(local.dataDir) : undefined;
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  // DynamoDB Local's files hold the tables: readable by their owner only when Keysmith makes the folder.
+  if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   console.log(`Starting DynamoDB Local (${dataDir ? `data in ${dataDir}` : 'in memory'})...`);
   const dynamodb: DynamoDbLocal = await startDynamoDbLocal(dataDir ? { dataDir } : {});
   let stopping = false;
