@@ -123,16 +123,7 @@ export const bootstrapCommand: Command = {
     tenant: { type: 'string', value: 'TENANT', description: "the admin's tenant (default: platform)" },
     name: { type: 'string', value: 'NAME', description: "the admin client's name (default: platform-admin)" },
     force: { type: 'boolean', description: 'create another platform admin even if the tenant has one' },
-    'seal-key-arn': {
-      type: 'string',
-      value: 'ARN',
-      description: "the KMS HMAC key that seals clients and keys (the stack's SealKeyArn output)",
-    },
-    'seal-key-file': {
-      type: 'string',
-      value: 'FILE',
-      description: 'a local seal key instead of KMS (default locally: .keysmith/seal-key)',
-    },
+    ...SEAL_OPTIONS,
     ...AWS_OPTIONS,
   },
   notes:

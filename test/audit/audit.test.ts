@@ -329,6 +329,22 @@ describe('tamper evidence (audit verify)', () => {
     return { tenant, items };
   }
 
+  /** Sets the head's plaintext to name `record`: everything in it is computable from the table (seq, time, SHA-256). */
+  async function rewriteHeadTo(tenant: string, record: Record<string, any>): Promise<void> {
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.audit,
+        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
+        UpdateExpression: 'SET seq = :seq, digest = :digest, occurredAt = :at',
+        ExpressionAttributeValues: {
+          ':seq': record.seq,
+          ':digest': createHash('sha256').update(record.ciphertext).digest('base64url'),
+          ':at': record.occurredAt,
+        },
+      }),
+    );
+  }
+
   it('an untouched chain verifies', async () => {
     const { tenant } = await chain(5);
     expect(await audit.verify(tenant)).toMatchObject({ ok: true, records: 5, firstSeq: 1, lastSeq: 5 });
@@ -401,19 +417,7 @@ describe('tamper evidence (audit verify)', () => {
     const last = items[3]!;
     const newLast = items[2]!;
     await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: last.pk, sk: last.sk } }));
-    // Everything in the head is computable from the table: seq, time, and the SHA-256 of the new last ciphertext.
-    await db.send(
-      new UpdateCommand({
-        TableName: config.tables.audit,
-        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
-        UpdateExpression: 'SET seq = :seq, digest = :digest, occurredAt = :at',
-        ExpressionAttributeValues: {
-          ':seq': 3,
-          ':digest': createHash('sha256').update(newLast.ciphertext).digest('base64url'),
-          ':at': newLast.occurredAt,
-        },
-      }),
-    );
+    await rewriteHeadTo(tenant, newLast);
     expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_changed', seq: 3 });
   });
 
@@ -422,18 +426,7 @@ describe('tamper evidence (audit verify)', () => {
     for (const cut of items.slice(3))
       await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: cut.pk, sk: cut.sk } }));
     const kept = items[2]!;
-    await db.send(
-      new UpdateCommand({
-        TableName: config.tables.audit,
-        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
-        UpdateExpression: 'SET seq = :seq, digest = :digest, occurredAt = :at',
-        ExpressionAttributeValues: {
-          ':seq': 3,
-          ':digest': createHash('sha256').update(kept.ciphertext).digest('base64url'),
-          ':at': kept.occurredAt,
-        },
-      }),
-    );
+    await rewriteHeadTo(tenant, kept);
     expect((await audit.verify(tenant)).problem).toMatchObject({ kind: 'head_changed', seq: 3 });
     // The change that used to heal the chain (building record 4 on the forged head) is refused, over HTTP too.
     const reports: unknown[] = [];
