@@ -4,9 +4,10 @@
  * A client item carries a seal over its whole state: its own fields, its version, and the digest of every key
  * item it has (`keyDigests`). A key item is trusted only when its digest is the one its client's seal names, so
  * an injected key, an edited key or an older copy of a key item is refused. Every change writes the client item
- * anew (version + 1) and re-writes each key that can still sign with that version in it: an older copy of the
- * client item then names digests that no longer match, so writing back a client item from before it was
- * disabled brings back no key. What stays possible is rolling back a client's items all together (see README).
+ * anew (version + 1, naming the audit record of the change), re-writes each key that is not revoked with that
+ * version in it, and re-writes the client's state witness (its version). An older copy of the client item
+ * written back alone then disagrees with the witness and with the keys' versions, and the client is treated as
+ * absent. What stays possible is rolling back a client's items all together (see README).
  *
  * Reads are single requests; writes are returned as transaction items so that the service can commit them
  * together with their audit record.
@@ -347,8 +348,8 @@ export class ClientStore {
 
   /**
    * The items that write a client's next state: the client item, sealed over its fields and the digest of every
-   * key it keeps, and each key item that changed or can still sign, re-written with the client's new version.
-   * Keys that can no longer sign and did not change keep their item (and their digest) as they are.
+   * key it keeps; each key item that changed or is not revoked, re-written with the client's new version; and the
+   * state witness. Revoked keys that did not change keep their item (and their digest) as they are.
    */
   async writeState({
     client,
