@@ -27,7 +27,7 @@ import type { TransactWriteItem } from './dynamodb.ts';
 import { accessDenied, IntegrityError, InvalidRequestError, ServiceUnavailableError } from './errors.ts';
 import { newEventId } from './ids.ts';
 import type { Actor } from './model.ts';
-import type { Page, TamperListener } from './store.ts';
+import type { ClientInspection, Page, TamperListener } from './store.ts';
 import { keys } from './tables.ts';
 
 /** What happened, as audit records name it. */
@@ -204,11 +204,16 @@ export interface VerifyOptions {
    */
   expectHead?: { seq: number; digest: string };
   /**
-   * The tenant's clients as their seals name them (`auditSeq`: the record of each one's last change), read from the
-   * main table through their seals. Each must still be in the chain, naming that client: a cut tail with an old
-   * head written back leaves clients whose seals name records the chain no longer holds.
+   * The main table's view of the tenant: each client's seal names the audit record of its last change
+   * (`auditSeq`), which must be the last record naming it. A cut tail with an older head written back leaves
+   * clients whose seals name records the chain no longer holds.
    */
-  clients?: readonly { clientId: string; auditSeq: number }[];
+  clients?: {
+    /** The clientIds the main table lists for the tenant (its index may lag: each is read again by id). */
+    listed: readonly string[];
+    /** Reads one client through its seals (strongly consistent). */
+    inspect: (clientId: string) => Promise<ClientInspection>;
+  };
 }
 
 /** Options of {@link AuditLog}. */
@@ -468,75 +473,84 @@ export class AuditLog {
    */
   async verify(tenantId: string, options: VerifyOptions = {}): Promise<ChainReport> {
     const { onProgress, expectHead, clients } = options;
-    // The client each record is about, by seq: to check the clients' sealed last changes against the chain.
-    const targets = clients ? new Map<number, string>() : undefined;
+    // The last record naming each client (seq and action): to check the clients' sealed last changes against it.
+    const lastChange = new Map<string, { seq: number; action: string }>();
     const report: ChainReport = { ok: true, tenantId, records: 0 };
     const fail = (kind: NonNullable<ChainReport['problem']>['kind'], seq: number, detail: string): ChainReport => ({
       ...report,
       ok: false,
       problem: { kind, seq, detail },
     });
-    const head = await this.readHead(tenantId);
-    if (head) report.head = { seq: head.seq, digest: head.digest, occurredAt: head.occurredAt };
     const seen = new Set<number>();
     let previous: { seq: number; digest: string } | undefined;
     let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :events)',
-          ExpressionAttributeValues: { ':pk': keys.auditPartition(tenantId), ':events': 'EVENT#' },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const storedSeq = Number(EVENT_SORT_KEY.exec(String(item.sk))?.[2] ?? item.seq);
-        let opened: Awaited<ReturnType<AuditLog['open']>>;
-        try {
-          opened = await this.open(item);
-        } catch (error) {
-          if (!(error instanceof AuditIntegrityError)) throw error;
-          return fail('changed', storedSeq, `record ${storedSeq}: ${error.message}`);
+    // The head is read after the walk, and the walk goes on to it: changes committed meanwhile are walked too,
+    // never mistaken for records added outside Keysmith (or for a cut tail).
+    let head: ChainHead | undefined;
+    for (let round = 0; round < 5; round++) {
+      do {
+        const page = await this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :events)',
+            ExpressionAttributeValues: { ':pk': keys.auditPartition(tenantId), ':events': 'EVENT#' },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          const storedSeq = Number(EVENT_SORT_KEY.exec(String(item.sk))?.[2] ?? item.seq);
+          let opened: Awaited<ReturnType<AuditLog['open']>>;
+          try {
+            opened = await this.open(item);
+          } catch (error) {
+            if (!(error instanceof AuditIntegrityError)) throw error;
+            return fail('changed', storedSeq, `record ${storedSeq}: ${error.message}`);
+          }
+          const { content, digest, misplaced } = opened;
+          if (seen.has(content.seq))
+            return fail('inserted', storedSeq, `a copy of record ${content.seq} was inserted at ${storedSeq}`);
+          if (misplaced)
+            return fail(
+              content.seq === storedSeq ? 'changed' : 'reordered',
+              storedSeq,
+              `record ${content.seq} is stored as record ${storedSeq} (${String(item.occurredAt)}): moved or relabelled`,
+            );
+          if (previous) {
+            const expected = previous.seq + 1;
+            if (content.seq < expected)
+              return fail('reordered', content.seq, `record ${content.seq} comes after record ${previous.seq}`);
+            if (content.seq > expected) return fail('deleted', expected, `records ${expected} to ${content.seq - 1} are missing`);
+            if (content.prevDigest !== previous.digest)
+              return fail('changed', previous.seq, `record ${content.seq} does not follow the stored record ${previous.seq}`);
+          } else {
+            report.firstSeq = content.seq;
+            // Without retention the chain must start at its genesis; with retention, old records expire.
+            if (!this.retentionDays && (content.seq !== 1 || content.prevDigest !== GENESIS_DIGEST))
+              return fail('deleted', 1, `the chain starts at record ${content.seq}; records before it are missing`);
+          }
+          if (expectHead && content.seq === expectHead.seq && digest !== expectHead.digest)
+            return fail(
+              'rolled_back',
+              content.seq,
+              `record ${content.seq} is not the one a head kept elsewhere named: the chain was rolled back and rewritten since`,
+            );
+          seen.add(content.seq);
+          if (typeof content.target?.clientId === 'string')
+            lastChange.set(content.target.clientId, { seq: content.seq, action: content.action });
+          previous = { seq: content.seq, digest };
+          report.records += 1;
+          report.lastSeq = content.seq;
         }
-        const { content, digest, misplaced } = opened;
-        if (seen.has(content.seq))
-          return fail('inserted', storedSeq, `a copy of record ${content.seq} was inserted at ${storedSeq}`);
-        if (misplaced)
-          return fail(
-            content.seq === storedSeq ? 'changed' : 'reordered',
-            storedSeq,
-            `record ${content.seq} is stored as record ${storedSeq} (${String(item.occurredAt)}): moved or relabelled`,
-          );
-        if (previous) {
-          const expected = previous.seq + 1;
-          if (content.seq < expected)
-            return fail('reordered', content.seq, `record ${content.seq} comes after record ${previous.seq}`);
-          if (content.seq > expected) return fail('deleted', expected, `records ${expected} to ${content.seq - 1} are missing`);
-          if (content.prevDigest !== previous.digest)
-            return fail('changed', previous.seq, `record ${content.seq} does not follow the stored record ${previous.seq}`);
-        } else {
-          report.firstSeq = content.seq;
-          // Without retention the chain must start at its genesis; with retention, old records expire.
-          if (!this.retentionDays && (content.seq !== 1 || content.prevDigest !== GENESIS_DIGEST))
-            return fail('deleted', 1, `the chain starts at record ${content.seq}; records before it are missing`);
-        }
-        if (expectHead && content.seq === expectHead.seq && digest !== expectHead.digest)
-          return fail(
-            'rolled_back',
-            content.seq,
-            `record ${content.seq} is not the one a head kept elsewhere named: the chain was rolled back and rewritten since`,
-          );
-        seen.add(content.seq);
-        targets?.set(content.seq, content.target?.clientId);
-        previous = { seq: content.seq, digest };
-        report.records += 1;
-        report.lastSeq = content.seq;
-      }
-      onProgress?.(report.records);
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+        onProgress?.(report.records);
+        const last = page.Items?.at(-1);
+        startKey = page.LastEvaluatedKey ?? (last ? { pk: last.pk, sk: last.sk } : startKey);
+        if (!page.LastEvaluatedKey) break;
+      } while (startKey);
+      head = await this.readHead(tenantId);
+      if (!head || !previous || head.seq <= previous.seq) break;
+    }
+    if (head) report.head = { seq: head.seq, digest: head.digest, occurredAt: head.occurredAt };
 
     if (!head) return previous ? fail('head_missing', previous.seq, 'records exist but the chain head is missing') : report;
     if (!(await this.headIsAuthentic(tenantId, head)))
@@ -553,24 +567,62 @@ export class AuditLog {
         head.seq,
         `a head kept elsewhere names record ${expectHead.seq}, but the chain ends at ${head.seq}: it was rolled back`,
       );
-    if (clients && targets) {
-      let checked = 0;
-      for (const { clientId, auditSeq } of clients) {
-        // With retention, records before the chain's first may have expired: nothing to compare with.
-        if (report.firstSeq !== undefined && auditSeq < report.firstSeq && this.retentionDays) continue;
-        if (targets.get(auditSeq) !== clientId)
-          return fail(
-            'rolled_back',
-            auditSeq,
-            auditSeq > head.seq
-              ? `client ${clientId} was last changed by record ${auditSeq}, but the chain ends at ${head.seq}: records were cut and an older head written back`
-              : `client ${clientId} was last changed by record ${auditSeq}, which the chain does not hold as a change of it`,
-          );
-        checked += 1;
-      }
-      report.clientsChecked = checked;
+    if (clients) {
+      const problem = await this.checkClients(tenantId, clients, lastChange, head, report.firstSeq);
+      if (problem) return fail(problem.kind, problem.seq, problem.detail);
+      report.clientsChecked = new Set([...lastChange.keys(), ...clients.listed]).size;
     }
     return report;
+  }
+
+  /**
+   * Each client the chain names, and each the main table lists, read through its seals: a client the chain
+   * deleted must not be back, a client's sealed last change (`auditSeq`) must be the last record naming it, and a
+   * client refused as stale (an older client item written back) is reported. Changes committed while verifying
+   * are told apart by re-reading the head.
+   */
+  private async checkClients(
+    tenantId: string,
+    clients: NonNullable<VerifyOptions['clients']>,
+    lastChange: ReadonlyMap<string, { seq: number; action: string }>,
+    head: ChainHead,
+    firstSeq: number | undefined,
+  ): Promise<NonNullable<ChainReport['problem']> | undefined> {
+    let latestHead = head.seq;
+    for (const clientId of new Set([...lastChange.keys(), ...clients.listed])) {
+      const named = lastChange.get(clientId);
+      const found = await clients.inspect(clientId);
+      if (found.status === 'refused')
+        return {
+          kind: found.reason === 'client_stale' ? 'rolled_back' : 'changed',
+          seq: named?.seq ?? 0,
+          detail: `client ${clientId} fails its integrity check (${found.reason}) in the main table`,
+        };
+      // A client removed around Keysmith is deletion (availability), not hidden history.
+      if (found.status === 'absent') continue;
+      const { auditSeq } = found.found.client;
+      if (named && named.action === 'client.deleted' && auditSeq <= named.seq)
+        return {
+          kind: 'rolled_back',
+          seq: named.seq,
+          detail: `client ${clientId} was deleted by record ${named.seq} but its items are back`,
+        };
+      if (named && auditSeq === named.seq) continue;
+      if (auditSeq > latestHead) latestHead = (await this.readHead(tenantId))?.seq ?? latestHead;
+      // Changed by a record committed after the walk: nothing to compare with yet.
+      if (auditSeq > head.seq && auditSeq <= latestHead) continue;
+      // With retention, the record of an old last change may have expired.
+      if (this.retentionDays && firstSeq !== undefined && auditSeq < firstSeq && !named) continue;
+      return {
+        kind: 'rolled_back',
+        seq: auditSeq,
+        detail:
+          auditSeq > latestHead
+            ? `client ${clientId} was last changed by record ${auditSeq}, but the chain ends at ${latestHead}: records were cut and an older head written back`
+            : `client ${clientId}'s seal names record ${auditSeq} as its last change, but the chain ${named ? `names it last in record ${named.seq}` : 'does not name it'}`,
+      };
+    }
+    return undefined;
   }
 }
 
@@ -579,8 +631,11 @@ export class AuditLog {
  * Encryption SDK's KMS keyring reporting that its KMS calls failed.
  */
 function keyUnavailable(error: unknown): boolean {
-  const e = error as { $metadata?: unknown; $fault?: unknown; message?: unknown };
-  return e?.$metadata !== undefined || e?.$fault !== undefined || /KMS CMKs had an error/.test(String(e?.message ?? ''));
+  const e = error as { name?: unknown; $metadata?: unknown; $fault?: unknown; message?: unknown };
+  const text = `${String(e?.name ?? '')} ${String(e?.message ?? '')}`;
+  // KMS refusing the data key itself (a ciphertext edited or moved in from elsewhere) is tampering, not an outage.
+  if (/InvalidCiphertext|IncorrectKey/.test(text)) return false;
+  return e?.$metadata !== undefined || e?.$fault !== undefined || /KMS CMKs had an error/.test(text);
 }
 
 /** The error for a key-service failure: access denied (a deployment fault, with its action) or unavailable (retry). */

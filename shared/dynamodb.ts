@@ -6,13 +6,14 @@ import { DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk
 export type TransactWriteItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /**
- * A stored number as a JS number; one that no JS number holds exactly (beyond 2^53, or out of range) becomes NaN,
- * which every reader refuses as malformed. The SDK's default would throw for the whole response, so one such
- * attribute written around Keysmith would turn a read into a 5xx instead of one refused item.
+ * A stored number as a JS number. Keysmith stores only whole numbers, so anything but a plain integer spelling
+ * within 2^53 becomes NaN, which every reader refuses as malformed: `2.0000000000000000001` would otherwise read as
+ * 2 while DynamoDB's own conditions compare it exactly, and the SDK's default would throw for the whole response
+ * (one such attribute written around Keysmith turning a read into a 5xx instead of one refused item).
  */
 const storedNumber = (text: string): number => {
   const value = Number(text);
-  return Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)) ? value : Number.NaN;
+  return /^-?(0|[1-9][0-9]*)$/.test(text) && Number.isSafeInteger(value) ? value : Number.NaN;
 };
 
 /**

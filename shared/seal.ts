@@ -77,6 +77,8 @@ export class KmsSealKey implements SealKey {
   }
 
   async verify(message: string, seal: Uint8Array): Promise<boolean> {
+    // An HMAC-SHA-256 is 32 bytes: anything else is no seal of ours, and KMS would refuse it as a bad request.
+    if (seal.length !== 32) return false;
     const remembered = `${message}|${Buffer.from(seal).toString('base64')}`;
     if (this.verified.has(remembered)) return true;
     let valid: boolean;

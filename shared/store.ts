@@ -49,6 +49,18 @@ export interface TamperReport {
   keyId?: string;
 }
 
+/** A client item read and checked against its seal, with the key digests the seal names. */
+interface OpenedClient {
+  client: ServiceClient;
+  keyDigests: Record<string, string>;
+}
+
+/** What {@link ClientStore.inspectClient} found. */
+export type ClientInspection =
+  | { status: 'absent' }
+  | { status: 'refused'; reason: TamperReason }
+  | { status: 'ok'; found: ClientWithKeys };
+
 /** Receives each refused item (the handlers log it and count it as a metric operators can alarm on). */
 export type TamperListener = (report: TamperReport) => void;
 
@@ -216,16 +228,26 @@ export class ClientStore {
   }
 
   /** The client of a stored item with the key digests its seal names, or undefined (reported) when it is not authentic. */
-  private async openClient(item: Item): Promise<{ client: ServiceClient; keyDigests: Record<string, string> } | undefined> {
+  private async openClient(item: Item): Promise<OpenedClient | { refused: TamperReason }> {
     const report = (reason: TamperReason) => {
       this.onTamper({ reason, clientId: String(item.clientId), tenantId: String(item.tenantId) });
-      return undefined;
+      return { refused: reason };
     };
     const { seal, keyDigests } = item;
     if (!(seal instanceof Uint8Array) || !isTextMap(keyDigests)) return report('client_unsealed');
     const client = toClient(item);
     if (!client) return report('client_malformed');
     if (item.pk !== keys.clientPartition(client.clientId) || item.sk !== 'CLIENT') return report('client_misplaced');
+    // The index attributes follow from sealed fields: one removed or moved hides the client from lists (and from
+    // `audit verify`'s cross-check) while it still works, so such an item is refused too.
+    const platformAdmin = client.scopes.includes(PLATFORM_ADMIN_SCOPE);
+    if (
+      item.gsi1pk !== keys.tenantClients(client.tenantId) ||
+      item.gsi1sk !== keys.tenantClientSort(client.createdAt, client.clientId) ||
+      item.gsi2pk !== (platformAdmin ? PLATFORM_ADMIN_ROLE : undefined) ||
+      item.gsi2sk !== (platformAdmin ? client.clientId : undefined)
+    )
+      return report('client_misplaced');
     if (!(await this.sealKey.verify(clientSealMessage(client, keyDigests), seal))) return report('client_seal_invalid');
     return { client, keyDigests };
   }
@@ -243,7 +265,13 @@ export class ClientStore {
    * absent (DynamoDB TTL removes old keys).
    */
   async getClientWithKeys(clientId: string): Promise<ClientWithKeys | undefined> {
-    if (!CLIENT_ID.test(clientId)) return undefined;
+    const inspected = await this.inspectClient(clientId);
+    return inspected.status === 'ok' ? inspected.found : undefined;
+  }
+
+  /** What the store finds of a client: nothing, an item refused (and why), or the client and its sealed keys. */
+  async inspectClient(clientId: string): Promise<ClientInspection> {
+    if (!CLIENT_ID.test(clientId)) return { status: 'absent' };
     let clientItem: Item | undefined;
     let witness: Item | undefined;
     const keyItems: Item[] = [];
@@ -265,13 +293,13 @@ export class ClientStore {
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    if (!clientItem) return undefined;
+    if (!clientItem) return { status: 'absent' };
     const opened = await this.openClient(clientItem);
-    if (!opened) return undefined;
+    if ('refused' in opened) return { status: 'refused', reason: opened.refused };
     const { client, keyDigests } = opened;
-    const stale = () => {
+    const stale = (): ClientInspection => {
       this.onTamper({ reason: 'client_stale', clientId, tenantId: client.tenantId });
-      return undefined;
+      return { status: 'refused', reason: 'client_stale' };
     };
     if (witness?.version !== client.version) return stale();
     const accessKeys: AccessKey[] = [];
@@ -290,7 +318,7 @@ export class ClientStore {
       else if (!Object.hasOwn(keyDigests, key.keyId) || keyDigests[key.keyId] !== keyDigest(key)) report('key_not_sealed');
       else accessKeys.push(key);
     }
-    return { client, keys: accessKeys };
+    return { status: 'ok', found: { client, keys: accessKeys } };
   }
 
   /** A tenant's clients, newest first (an item that is not authentic is left out, and reported). */
@@ -309,7 +337,7 @@ export class ClientStore {
     );
     const page = Items.slice(0, limit);
     const opened = await Promise.all(page.map((item) => this.openClient(item)));
-    const items = opened.flatMap((o) => (o && o.client.tenantId === tenantId ? [o.client] : []));
+    const items = opened.flatMap((o) => ('client' in o && o.client.tenantId === tenantId ? [o.client] : []));
     const last = page.at(-1);
     return Items.length > limit && last ? { items, nextCursor: encodeCursor(String(last.gsi1sk)) } : { items };
   }

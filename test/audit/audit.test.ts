@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   DeleteCommand,
   GetCommand,
+  NumberValue,
   PutCommand,
   QueryCommand,
   ScanCommand,
@@ -303,6 +304,24 @@ describe('KMS (through the Encryption SDK’s KMS keyring)', () => {
     expect((await app.call('GET', `/v1/tenants/${tenant}/clients`, { token: app.adminToken })).body.items).toEqual([]);
   });
 
+  it('a record whose data key KMS refuses (encrypted elsewhere) is reported as changed, not as KMS unavailable', async () => {
+    kms = fakeKms();
+    const tenant = newTenant();
+    await serviceWith({ audit: kmsAudit() }).service.createClient(system, tenant, { name: 'x' });
+    await serviceWith({ audit: kmsAudit() }).service.createClient(system, tenant, { name: 'y' });
+    // The same tenant's record made by another deployment's KMS key: authentic nowhere here.
+    const [first] = await auditItems(tenant);
+    kms.restore();
+    kms = fakeKms();
+    const elsewhere = await createAuditCipher({ keyring: kmsKeyring(FAKE_KEY_ARN, kms.kms) }).encrypt(tenant, Buffer.from('{}'));
+    kms.restore();
+    kms = fakeKms();
+    await db.send(new PutCommand({ TableName: config.tables.audit, Item: { ...first!, ciphertext: elsewhere } }));
+    const listed = await kmsAudit(true).list(tenant, { limit: 20 });
+    expect(listed.items.find((e) => e.seq === 1)).toMatchObject({ integrity: 'failed' });
+    expect((await kmsAudit(true).verify(tenant)).problem).toMatchObject({ kind: 'changed', seq: 1 });
+  });
+
   it('KMS refusing the role is reported as access denied with its action, not as KMS unavailable', async () => {
     kms = fakeKms();
     const tenant = newTenant();
@@ -507,8 +526,10 @@ describe('tamper evidence (audit verify)', () => {
     const { Item: oldHead } = await db.send(new GetCommand({ TableName: config.tables.audit, Key: headKey }));
     const second = await service.createClient(system, tenant, { name: 'two' });
     await service.updateClient(system, tenant, first.clientId, { name: 'one again' });
-    const clients = async () =>
-      (await store.listClients(tenant, 100)).items.map((c) => ({ clientId: c.clientId, auditSeq: c.auditSeq }));
+    const clients = async () => ({
+      listed: (await store.listClients(tenant, 100)).items.map((c) => c.clientId),
+      inspect: (clientId: string) => store.inspectClient(clientId),
+    });
     expect(await audit.verify(tenant, { clients: await clients() })).toMatchObject({ ok: true, clientsChecked: 2 });
 
     const items = await auditItems(tenant);
@@ -522,6 +543,76 @@ describe('tamper evidence (audit verify)', () => {
     const report = await audit.verify(tenant, { clients: await clients() });
     expect(report.problem).toMatchObject({ kind: 'rolled_back' });
     expect(report.problem?.detail).toMatch(new RegExp(`${first.clientId}|${second.clientId}`));
+  });
+
+  it('the cross-check reads each client by id: a client hidden from the index, or written back alone, is reported', async () => {
+    const { store } = serviceWith();
+    const clients = (tenant: string) => async () => ({
+      listed: (await store.listClients(tenant, 100)).items.map((c) => c.clientId),
+      inspect: (clientId: string) => store.inspectClient(clientId),
+    });
+    for (const attack of ['remove gsi1pk', 'write back the client item'] as const) {
+      const tenant = newTenant();
+      const created = await service.createClient(system, tenant, { name: 'a', scopes: ['x:admin'] });
+      const headKey = { pk: `TENANT#${tenant}`, sk: 'HEAD' };
+      const { Item: oldHead } = await db.send(new GetCommand({ TableName: config.tables.audit, Key: headKey }));
+      const clientKey = { pk: `CLIENT#${created.clientId}`, sk: 'CLIENT' };
+      const { Item: oldClient } = await db.send(new GetCommand({ TableName: config.tables.main, Key: clientKey }));
+      await service.updateClient(system, tenant, created.clientId, { enabled: false, scopes: [] });
+      const items = await auditItems(tenant);
+      await db.send(new DeleteCommand({ TableName: config.tables.audit, Key: { pk: items[1]!.pk, sk: items[1]!.sk } }));
+      await db.send(new PutCommand({ TableName: config.tables.audit, Item: oldHead! }));
+      if (attack === 'remove gsi1pk')
+        await db.send(new UpdateCommand({ TableName: config.tables.main, Key: clientKey, UpdateExpression: 'REMOVE gsi1pk' }));
+      else await db.send(new PutCommand({ TableName: config.tables.main, Item: oldClient! }));
+      expect((await audit.verify(tenant)).ok, attack).toBe(true);
+      const report = await audit.verify(tenant, { clients: await clients(tenant)() });
+      expect(report.ok, attack).toBe(false);
+      expect(report.problem?.detail, attack).toContain(created.clientId);
+    }
+  });
+
+  it('a change committed while verify walks the chain is walked too, not reported as tampering', async () => {
+    const { tenant } = await chain(3);
+    let raced = false;
+    const racing = Object.create(db) as typeof db;
+    racing.send = (async (command: unknown, ...rest: unknown[]) => {
+      const out = await (db.send as (...args: unknown[]) => Promise<unknown>)(command, ...rest);
+      if (!raced && command instanceof QueryCommand && command.input.TableName === config.tables.audit) {
+        raced = true;
+        await service.createClient(system, tenant, { name: 'racer' });
+      }
+      return out;
+    }) as typeof db.send;
+    const during = new AuditLog({ documentClient: racing, tableName: config.tables.audit, cipher: localCipher() });
+    expect(await during.verify(tenant)).toMatchObject({ ok: true, records: 4, head: { seq: 4 } });
+    expect(raced).toBe(true);
+  });
+
+  it('a number that only rounds to the expected one (2.00000000000000000001) is refused, not retried into a 503', async () => {
+    const tenant = newTenant();
+    const created = await service.createClient(system, tenant, { name: 'a' });
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.main,
+        Key: { pk: `CLIENT#${created.clientId}`, sk: 'CLIENT' },
+        UpdateExpression: 'SET version = :v',
+        ExpressionAttributeValues: { ':v': NumberValue.from('1.00000000000000000001') },
+      }),
+    );
+    await expect(service.updateClient(system, tenant, created.clientId, { name: 'b' })).rejects.toMatchObject({
+      status: 404,
+      code: 'client_not_found',
+    });
+    await db.send(
+      new UpdateCommand({
+        TableName: config.tables.audit,
+        Key: { pk: `TENANT#${tenant}`, sk: 'HEAD' },
+        UpdateExpression: 'SET seq = :v',
+        ExpressionAttributeValues: { ':v': NumberValue.from('1.0000000000000000000001') },
+      }),
+    );
+    await expect(service.createClient(system, tenant, { name: 'c' })).rejects.toMatchObject({ code: 'audit_chain_tampered' });
   });
 
   it('verify reports the head (seq and digest of the newest record), so a copy kept elsewhere can detect a rollback', async () => {

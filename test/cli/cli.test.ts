@@ -251,7 +251,7 @@ describe('keysmith (in-process)', () => {
       { bare: true },
     );
     expect(crossChecked.code).toBe(0);
-    expect(crossChecked.stderr).toMatch(/Cross-checked 1 of 1 clients/);
+    expect(crossChecked.stderr).toMatch(/Cross-checked 1 clients/);
     const ahead = await cli(['audit', 'verify', '--tenant', tenant, ...target, '--expect-head', `4:${head.digest}`], {
       bare: true,
     });
@@ -342,7 +342,7 @@ describe('keysmith (in-process)', () => {
       const verified = await cli(['audit', 'verify', '--tenant', admin.tenantId], { bare: true });
       expect(verified.code).toBe(0);
       expect(verified.stdout).toMatch(/is intact/);
-      expect(verified.stderr).toMatch(/Cross-checked \d+ of \d+ clients/);
+      expect(verified.stderr).toMatch(/Cross-checked \d+ clients/);
     } finally {
       process.chdir(workDir);
       rmSync(dir, { recursive: true, force: true });
