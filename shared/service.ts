@@ -21,7 +21,7 @@ import {
   type ServiceClient,
 } from './model.ts';
 import type { CreateClientBody, CreateKeyBody, UpdateClientBody } from './schemas.ts';
-import type { ClientStateChange, ClientStore, Page } from './store.ts';
+import { type ClientStateChange, type ClientStore, keyPage, type Page } from './store.ts';
 import { keys as tableKeys } from './tables.ts';
 
 /** At most this many active keys per client (contract §5). */
@@ -322,10 +322,7 @@ export class KeysmithService {
   }
 
   async listKeys(tenantId: string, clientId: string, limit: number, cursor?: string): Promise<Page<AccessKey>> {
-    await this.getClient(tenantId, clientId);
-    const page = await this.store.listKeys(clientId, limit, cursor);
-    if (!page) throw clientNotFound(clientId);
-    return page;
+    return keyPage((await this.getClientWithKeys(tenantId, clientId)).keys, limit, cursor);
   }
 
   /** Revokes a key; revoking a revoked key changes nothing and succeeds. */

@@ -176,6 +176,18 @@ function decodeCursor(cursor: string, pattern: RegExp): string {
 const CLIENT_SORT_POSITION = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#sc_[0-9A-Za-z]{22}$/;
 const KEY_SORT_POSITION = /^[0-9A-Za-z]{8,16}$/;
 
+/**
+ * One page of a client's keys (as {@link ClientStore.getClientWithKeys} read them) in keyId order, revoked ones
+ * included so the history stays visible. At most 90 keys: they are paged in memory from the one read.
+ */
+export function keyPage(clientKeys: readonly AccessKey[], limit: number, cursor?: string): Page<AccessKey> {
+  const after = cursor ? decodeCursor(cursor, KEY_SORT_POSITION) : '';
+  const sorted = clientKeys.filter((k) => k.keyId > after).sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
+  const items = sorted.slice(0, limit);
+  const last = items.at(-1);
+  return sorted.length > limit && last ? { items, nextCursor: encodeCursor(last.keyId) } : { items };
+}
+
 /** Revoked and expired keys stay listed for this long, then DynamoDB TTL removes them. */
 export const KEY_RETENTION_DAYS = 30;
 const removalEpoch = (fromMs: number): number => Math.floor(fromMs / 1000) + KEY_RETENTION_DAYS * 86_400;
@@ -340,17 +352,6 @@ export class ClientStore {
     const items = opened.flatMap((o) => ('client' in o && o.client.tenantId === tenantId ? [o.client] : []));
     const last = page.at(-1);
     return Items.length > limit && last ? { items, nextCursor: encodeCursor(String(last.gsi1sk)) } : { items };
-  }
-
-  /** A client's keys in keyId order (revoked ones included, so the history stays visible), or undefined. */
-  async listKeys(clientId: string, limit: number, cursor?: string): Promise<Page<AccessKey> | undefined> {
-    const after = cursor ? decodeCursor(cursor, KEY_SORT_POSITION) : '';
-    const found = await this.getClientWithKeys(clientId);
-    if (!found) return undefined;
-    const sorted = found.keys.filter((k) => k.keyId > after).sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
-    const items = sorted.slice(0, limit);
-    const last = items.at(-1);
-    return sorted.length > limit && last ? { items, nextCursor: encodeCursor(last.keyId) } : { items };
   }
 
   /** The clientIds the sparse platform-admin index names (eventually consistent: read each one before trusting it). */
