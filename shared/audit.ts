@@ -548,7 +548,8 @@ export class AuditLog {
         if (!page.LastEvaluatedKey) break;
       } while (startKey);
       head = await this.readHead(tenantId);
-      if (!head || !previous || head.seq <= previous.seq) break;
+      // No head, or the walk reached it; else walk on (from the start if nothing was walked yet).
+      if (!head || (previous && head.seq <= previous.seq)) break;
     }
     if (head) report.head = { seq: head.seq, digest: head.digest, occurredAt: head.occurredAt };
 

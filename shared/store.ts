@@ -232,6 +232,7 @@ export class ClientStore {
   private readonly db: DynamoDBDocumentClient;
   private readonly sealKey: SealKey;
   private readonly onTamper: TamperListener;
+
   constructor({ documentClient, tableName, sealKey, onTamper = () => undefined }: ClientStoreOptions) {
     this.db = documentClient;
     this.tableName = tableName;
@@ -239,7 +240,7 @@ export class ClientStore {
     this.onTamper = onTamper;
   }
 
-  /** The client of a stored item with the key digests its seal names, or undefined (reported) when it is not authentic. */
+  /** The client of a stored item with the key digests its seal names, or why it was refused (and reported). */
   private async openClient(item: Item): Promise<OpenedClient | { refused: TamperReason }> {
     const report = (reason: TamperReason) => {
       this.onTamper({ reason, clientId: String(item.clientId), tenantId: String(item.tenantId) });
