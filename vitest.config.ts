@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Lambda runs Node 22; the AWS SDK's notice about Node 20 says nothing about Keysmith here.
+// Lambda runs Node 24 (the bundles are tested on it); the AWS SDK's notice about Node 20 says nothing about Keysmith here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export default defineConfig({

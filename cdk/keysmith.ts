@@ -22,23 +22,20 @@ import { Alarm, ComparisonOperator, type IAlarmAction, type IMetric, Metric, Tre
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountRootPrincipal, Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { type IKey, Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
-import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Architecture, Function as LambdaFunction, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
-import { AUDIT_ENCRYPTION_PURPOSE } from '#shared/audit.ts';
-import { METRICS_NAMESPACE, metricsServiceName, TAMPER_METRIC } from '#shared/logger.ts';
+import { AUDIT_ENCRYPTION_PURPOSE, METRICS_NAMESPACE, metricsServiceName, TAMPER_METRIC } from '#shared/names.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
 import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
+import { type KeysmithFunctionName, LAMBDA_HANDLER, lambdaCode } from './lambda-code.ts';
 import { addProblemResponses } from './problem-responses.ts';
 
+export type { KeysmithFunctionName };
 // The audit code's own encryption-context `purpose`: the IAM condition below cannot drift from it.
 export { AUDIT_ENCRYPTION_PURPOSE };
-
-/** The Keysmith functions, by name (`lambdas/<name>/handler.ts`). */
-export type KeysmithFunctionName = 'authorizer' | RouteFunction;
 
 /** A custom domain for the API, which then also is the issuer base. */
 export interface KeysmithDomainProps {
@@ -185,11 +182,11 @@ export class Keysmith extends Construct {
    */
   readonly sealKey: Key;
   /** The Lambda authorizer; attach it to other APIs with `KeysmithAuthorizer` (cdk/attach.ts). */
-  readonly authorizerFunction: NodejsFunction;
+  readonly authorizerFunction: LambdaFunction;
   /** The management API's function. */
-  readonly managementFunction: NodejsFunction;
+  readonly managementFunction: LambdaFunction;
   /** The public and read-only routes' function. */
-  readonly discoveryFunction: NodejsFunction;
+  readonly discoveryFunction: LambdaFunction;
   /** The REST API built from the route table. */
   readonly api: RestApi;
   /** The TOKEN authorizer protecting every non-public route. */
@@ -338,7 +335,7 @@ export class Keysmith extends Construct {
   }
 
   /** The function of each route-table name. */
-  functionFor(name: KeysmithFunctionName): NodejsFunction {
+  functionFor(name: KeysmithFunctionName): LambdaFunction {
     return { authorizer: this.authorizerFunction, management: this.managementFunction, discovery: this.discoveryFunction }[name];
   }
 
@@ -378,18 +375,19 @@ export class Keysmith extends Construct {
     environment: Record<string, string>,
     retention: RetentionDays,
     removalPolicy: RemovalPolicy,
-  ): NodejsFunction {
+  ): LambdaFunction {
     const logGroup = new LogGroup(this, `${pascal(name)}Logs`, { retention, removalPolicy });
     // An own role instead of AWSLambdaBasicExecutionRole: it may write only to its own log group.
     const role = new Role(this, `${pascal(name)}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
     role.addToPrincipalPolicy(
       new PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }),
     );
-    return new NodejsFunction(this, `${pascal(name)}Function`, {
+    return new LambdaFunction(this, `${pascal(name)}Function`, {
       description: `Keysmith ${name}`,
-      entry: new URL(`../lambdas/${name}/handler.ts`, import.meta.url).pathname,
-      handler: 'handler',
-      runtime: Runtime.NODEJS_22_X,
+      // Prebuilt (scripts/build-lambdas.ts): bundled for Node 24, minified, with source maps.
+      code: lambdaCode(name),
+      handler: LAMBDA_HANDLER,
+      runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: MEMORY_MB[name],
       timeout: TIMEOUT[name],
@@ -397,19 +395,6 @@ export class Keysmith extends Construct {
       logGroup,
       role,
       environment,
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node22',
-        minify: true,
-        logLevel: LogLevel.WARNING,
-        sourceMap: true,
-        mainFields: ['module', 'main'],
-        // Bundle the AWS SDK too, so Lambda runs the versions the lockfile pins and the tests ran.
-        bundleAwsSDK: true,
-        // CommonJS dependencies call require(); an ES module has none unless we make one.
-        banner:
-          "import { createRequire as __keysmithCreateRequire } from 'node:module'; const require = __keysmithCreateRequire(import.meta.url);",
-      },
     });
   }
 
@@ -417,7 +402,7 @@ export class Keysmith extends Construct {
    * Grants a function its access to a table and sets the variable naming it, in one step, so a function
    * is never told about a table it may not use.
    */
-  private bindTable(fn: NodejsFunction, role: TableRole, access: TableAccess): void {
+  private bindTable(fn: LambdaFunction, role: TableRole, access: TableAccess): void {
     const table = this.tables.get(role);
     const definition = TABLE_DEFINITIONS.find((candidate) => candidate.role === role);
     if (!table || !definition) throw new Error(`Keysmith: no ${role} table`);
@@ -438,7 +423,7 @@ export class Keysmith extends Construct {
   }
 
   /** Grants the Encryption SDK's use of the audit key, for audit records only, and sets the variable naming it. */
-  private bindAuditKey(fn: NodejsFunction, key: IKey): void {
+  private bindAuditKey(fn: LambdaFunction, key: IKey): void {
     fn.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,
@@ -454,7 +439,7 @@ export class Keysmith extends Construct {
    * Grants the use of the seal key and sets the variable naming it: `seal` (the management function) may make and
    * check seals; `verify` (the readers) may only check them, so a compromised reader cannot forge a client or key.
    */
-  private bindSealKey(fn: NodejsFunction, use: 'seal' | 'verify'): void {
+  private bindSealKey(fn: LambdaFunction, use: 'seal' | 'verify'): void {
     fn.addToRolePolicy(
       new PolicyStatement({
         actions: use === 'seal' ? ['kms:GenerateMac', 'kms:VerifyMac'] : ['kms:VerifyMac'],

@@ -40,11 +40,6 @@ export function acknowledgeNagFindings(keysmith: Keysmith): void {
       });
   }
   for (const fn of [keysmith.authorizerFunction, keysmith.managementFunction, keysmith.discoveryFunction]) {
-    Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason:
-        'Keysmith pins nodejs22.x, the runtime its handlers and dependencies are built and tested for (esbuild target node22); a runtime change is a deliberate, tested upgrade, not an automatic one.',
-    });
     if (fn.role)
       Validations.of(fn.role).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',

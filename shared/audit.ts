@@ -27,6 +27,7 @@ import type { TransactWriteItem } from './dynamodb.ts';
 import { accessDenied, IntegrityError, InvalidRequestError, ServiceUnavailableError } from './errors.ts';
 import { newEventId } from './ids.ts';
 import type { Actor } from './model.ts';
+import { AUDIT_ENCRYPTION_PURPOSE } from './names.ts';
 import type { ClientInspection, Page, TamperListener } from './store.ts';
 import { keys } from './tables.ts';
 
@@ -63,8 +64,8 @@ export type ListedAuditEvent =
   | AuditEvent
   | { eventId: string; tenantId: string; seq: number; occurredAt: string; action: string; integrity: 'failed' };
 
-/** The `purpose` of the audit trail's encryption context; the stack's KMS key policy conditions on it. */
-export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
+export { AUDIT_ENCRYPTION_PURPOSE };
+
 const GENESIS_DIGEST = 'genesis';
 const CONTENT_VERSION = 1;
 

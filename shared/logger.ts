@@ -6,9 +6,4 @@ import { Logger } from '@aws-lambda-powertools/logger';
  */
 export const logger = new Logger({ serviceName: 'keysmith' });
 
-/** The CloudWatch namespace of every Keysmith metric (Powertools EMF). */
-export const METRICS_NAMESPACE = 'Keysmith';
-/** Counted once per stored item refused by its integrity check (dimension `service`); the stack alarms on any. */
-export const TAMPER_METRIC = 'TamperDetected';
-/** The Powertools service name of each function, the `service` dimension of its metrics. */
-export const metricsServiceName = (fn: 'authorizer' | 'management' | 'discovery'): string => `keysmith-${fn}`;
+export { METRICS_NAMESPACE, metricsServiceName, TAMPER_METRIC } from './names.ts';

@@ -1,10 +1,11 @@
-/** Starts one DynamoDB Local for the whole test run, creates the tables, and writes the local wrapping and seal keys. */
+/** Builds the Lambda bundles, starts one DynamoDB Local for the whole test run, creates the tables, and writes the local wrapping and seal keys. */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createTables, localClient, startDynamoDbLocal } from '../local/dynamodb-local.ts';
+import { buildLambdas } from '../scripts/build-lambdas.ts';
 
 export const TEST_TABLES = { main: 'keysmith-test-main', audit: 'keysmith-test-audit' };
 
@@ -18,6 +19,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  // The CDK tests synthesize (and the artifact tests run) the same prebuilt bundles `cdk deploy` uploads.
+  await buildLambdas();
   const dynamodb = await startDynamoDbLocal();
   const client = localClient(dynamodb.endpoint);
   await createTables(client, TEST_TABLES);

@@ -255,10 +255,10 @@ describe('least privilege', () => {
 });
 
 describe('functions', () => {
-  it('run nodejs22.x on arm64 with X-Ray, source maps and a log group with explicit retention', () => {
+  it('run nodejs24.x on arm64 with X-Ray, source maps and a log group with explicit retention', () => {
     for (const name of FUNCTIONS) {
       const properties = resources[logicalId(fn(name))]!.Properties;
-      expect(properties.Runtime).toBe('nodejs22.x');
+      expect(properties.Runtime).toBe('nodejs24.x');
       expect(properties.Architectures).toEqual(['arm64']);
       expect(properties.TracingConfig).toEqual({ Mode: 'Active' });
       expect(properties.Handler).toBe('index.handler');
