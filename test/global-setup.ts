@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createTables, localClient, startDynamoDbLocal } from '../local/dynamodb-local.ts';
 import { buildLambdas } from '../scripts/build-lambdas.ts';
+import { ensureNode24 } from './support/node24.ts';
 
 export const TEST_TABLES = { main: 'keysmith-test-main', audit: 'keysmith-test-audit' };
 
@@ -21,6 +22,8 @@ declare module 'vitest' {
 export default async function setup(project: TestProject) {
   // The CDK tests synthesize (and the artifact tests run) the same prebuilt bundles `cdk deploy` uploads.
   await buildLambdas();
+  const node24 = ensureNode24();
+  if (!node24.startsWith('v24.')) throw new Error(`test/node24 brought Node ${node24}, not Lambda's Node 24`);
   const dynamodb = await startDynamoDbLocal();
   const client = localClient(dynamodb.endpoint);
   await createTables(client, TEST_TABLES);

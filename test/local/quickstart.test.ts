@@ -2,39 +2,18 @@
  * `npm start` as a user runs it (a child process, in a fresh directory), then the README's curl quickstart block
  * exactly as written, but for the port and `npx keysmith` (the fresh directory is not the repository).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '#local/dynamodb-local.ts';
+import { REPO as repo, startKeysmith, untilRunning, userEnv } from '../support/local-start.ts';
 
 const run = promisify(execFile);
-const repo = resolve(import.meta.dirname, '../..');
-const tsx = join(repo, 'node_modules/.bin/tsx');
 const cwd = mkdtempSync(join(tmpdir(), 'keysmith-start-'));
-
-/** The environment of a user's shell: none of the test run's Keysmith variables. */
-function userEnv(port: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
-  for (const name of Object.keys(env)) if (name.startsWith('KEYSMITH_') || name === 'AWS_ENDPOINT_URL_DYNAMODB') delete env[name];
-  return env;
-}
-
-function startKeysmith(port: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(tsx, [join(repo, 'local/start.ts')], { cwd, env: userEnv(port), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  return { child, output: () => output, exited };
-}
 
 const listening = (port: number) =>
   new Promise<boolean>((done) => {
@@ -54,13 +33,8 @@ beforeAll(async () => {
   // Left behind too open (as by an older Keysmith or a careless copy): npm start must tighten them.
   mkdirSync(join(cwd, '.keysmith'), { mode: 0o755 });
   writeFileSync(join(cwd, '.keysmith/local.json'), '{}\n', { mode: 0o644 });
-  keysmith = startKeysmith(port);
-  const deadline = Date.now() + 45_000;
-  while (!keysmith.output().includes('Keysmith is running')) {
-    if (Date.now() > deadline || keysmith.child.exitCode !== null)
-      throw new Error(`npm start did not come up:\n${keysmith.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  keysmith = startKeysmith(cwd, port);
+  await untilRunning(keysmith);
 }, 60_000);
 
 afterAll(async () => {
@@ -119,14 +93,14 @@ describe('npm start', () => {
     const script = (block as string)
       .replaceAll('http://localhost:3000', `http://localhost:${port}`)
       .replaceAll('npx keysmith', `node ${join(repo, 'bin/keysmith.mjs')}`);
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: userEnv(port) });
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: userEnv({ PORT: String(port) }) });
     const whoami = JSON.parse(stdout.trim().split('\n').at(-1) as string);
     expect(whoami).toMatchObject({ tenantId: 'acme', scopes: 'invoices:read' });
     expect(whoami.clientId).toMatch(/^sc_/);
   });
 
   it('a second npm start says Keysmith is already running and exits 1', async () => {
-    const second = startKeysmith(port);
+    const second = startKeysmith(cwd, port);
     expect(await second.exited).toBe(1);
     expect(second.output()).toContain('already running');
   });
