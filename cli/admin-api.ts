@@ -1,10 +1,10 @@
 /**
- * Talking to a deployment's HTTP API (contract §5) with a client token from the SDK's provider, and
- * finding which deployment and key to use: options, then environment, then `.keysmith/local.json`.
+ * Finding which deployment and key the API commands use (options, then environment, then `.keysmith/local.json`),
+ * and the SDK's {@link KeysmithAdmin} that calls that deployment's HTTP API (contract §5) with them.
  */
-import { TokenProvider } from '#sdk/token-provider.ts';
+import { KeysmithAdmin } from '#sdk/admin.ts';
 import { type OptionSpecs, type OptionValues, stringOption } from './command.ts';
-import { ApiProblemError, CliError, type Context, readUserFile, UsageError } from './context.ts';
+import { type Context, readUserFile, UsageError } from './context.ts';
 
 /** Options of every command that calls the API. */
 export const CONNECTION_OPTIONS: OptionSpecs = {
@@ -41,92 +41,6 @@ export const TENANT_OPTION: OptionSpecs = {
   },
 };
 
-/** The problem+json of an error response, as much as there is. */
-interface Problem {
-  code?: unknown;
-  detail?: unknown;
-  title?: unknown;
-}
-
-/** A response body and status. */
-export interface ApiResult<T> {
-  status: number;
-  body: T;
-}
-
-/** A small client of the HTTP API that signs its own tokens. */
-export class AdminApi {
-  constructor(
-    readonly baseUrl: string,
-    readonly tokens: TokenProvider,
-    private readonly fetch: typeof globalThis.fetch,
-  ) {}
-
-  /** The tenant the access key belongs to. */
-  get keyTenant(): string {
-    return this.tokens.identity.tenantId;
-  }
-
-  /** Calls the API; a problem+json answer becomes an {@link ApiProblemError}. */
-  async request<T = any>(
-    method: string,
-    path: string,
-    body?: unknown,
-    query: Record<string, string | undefined> = {},
-  ): Promise<ApiResult<T>> {
-    const url = new URL(`${this.baseUrl}${path}`);
-    for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, value);
-    const headers: Record<string, string> = {
-      authorization: await this.tokens.authorizationHeader(),
-      accept: 'application/json',
-    };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      response = await this.fetch(url, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(30_000),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(
-        `cannot reach ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (error as Error).message}. Is --base-url right?`,
-      );
-    }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!response.ok) {
-      const problem = (parsed ?? {}) as Problem;
-      const code = typeof problem.code === 'string' ? problem.code : 'http_error';
-      const detail =
-        typeof problem.detail === 'string'
-          ? problem.detail
-          : typeof problem.title === 'string'
-            ? problem.title
-            : `${method} ${path} failed`;
-      throw new ApiProblemError(response.status, code, detail);
-    }
-    return { status: response.status, body: parsed as T };
-  }
-
-  /** Follows `nextCursor` until the end (for `--all`). */
-  async *pages<T>(path: string, query: Record<string, string | undefined>): AsyncGenerator<T[]> {
-    let cursor = query.cursor;
-    do {
-      const { body } = await this.request<{ items: T[]; nextCursor?: string }>('GET', path, undefined, { ...query, cursor });
-      yield body.items;
-      cursor = body.nextCursor;
-    } while (cursor);
-  }
-}
-
 const trimBase = (url: string) => url.replace(/\/+$/, '');
 
 function checkUrl(option: string, url: string): string {
@@ -137,14 +51,15 @@ function checkUrl(option: string, url: string): string {
     throw new UsageError(`${option} must be an absolute http(s) URL`);
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new UsageError(`${option} must be an http(s) URL`);
+  if (parsed.search || parsed.hash) throw new UsageError(`${option} must not have a query or fragment`);
   return trimBase(url);
 }
 
 /**
  * The API client for a command's options. `keyEnv` names the environment variables tried for the access key,
- * in order, before `.keysmith/local.json`'s admin key.
+ * in order, before `.keysmith/local.json`'s admin key. A malformed key fails here (an AccessKeyFormatError).
  */
-export function connect(values: OptionValues, ctx: Context, keyEnv: string[] = ['KEYSMITH_ADMIN_ACCESS_KEY']): AdminApi {
+export function connect(values: OptionValues, ctx: Context, keyEnv: string[] = ['KEYSMITH_ADMIN_ACCESS_KEY']): KeysmithAdmin {
   const saved = ctx.local();
   const baseUrlRaw = stringOption(values, 'base-url') ?? ctx.env.KEYSMITH_BASE_URL ?? saved.baseUrl;
   if (!baseUrlRaw)
@@ -163,10 +78,10 @@ export function connect(values: OptionValues, ctx: Context, keyEnv: string[] = [
   );
   const localAudience = local.issuerBase && trimBase(local.issuerBase) === issuerBase ? local.audiences?.[0] : undefined;
   const audience = stringOption(values, 'audience') ?? ctx.env.KEYSMITH_AUDIENCE ?? localAudience ?? issuerBase;
-  return new AdminApi(baseUrl, new TokenProvider({ accessKey, issuerBase, audience }), ctx.fetch);
+  return new KeysmithAdmin({ baseUrl, accessKey, issuerBase, audience, fetch: ctx.fetch });
 }
 
-/** The tenant a management command acts on. */
-export function tenantOf(values: OptionValues, ctx: Context, api: AdminApi): string {
-  return stringOption(values, 'tenant') ?? ctx.env.KEYSMITH_TENANT ?? api.keyTenant;
+/** The tenant a management command acts on: --tenant, else KEYSMITH_TENANT, else the access key's own tenant. */
+export function tenantOf(values: OptionValues, ctx: Context, admin: KeysmithAdmin): string {
+  return stringOption(values, 'tenant') ?? ctx.env.KEYSMITH_TENANT ?? admin.identity.tenantId;
 }

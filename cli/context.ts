@@ -7,21 +7,12 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** A failure the user should read (e.g. an unreachable deployment): printed without a stack, exit code 1. */
+/**
+ * A failure the user should read: printed without a stack, exit code 1. (The API's answers and an unreachable
+ * deployment are the SDK's KeysmithApiError and KeysmithConnectionError, which cli/main.ts prints the same way.)
+ */
 export class CliError extends Error {
   override name = 'CliError';
-}
-
-/** The API answered with problem+json (contract §5). */
-export class ApiProblemError extends Error {
-  override name = 'ApiProblemError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-  ) {
-    super(`${detail} (${code}, HTTP ${status})`);
-  }
 }
 
 /** `.keysmith/local.json`, written by `npm start` (contract §8). Every member may be missing. */

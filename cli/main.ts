@@ -2,6 +2,7 @@
  * The `keysmith` command line: mint tokens, manage clients and keys through a deployment's API, read and
  * verify the audit trail, and bootstrap the first platform admin.
  */
+import { KeysmithApiError, KeysmithConnectionError } from '#sdk/errors.ts';
 import { AccessKeyFormatError } from '#shared/access-key.ts';
 import { type Command, commandHelp, parseCommand } from './command.ts';
 import { auditListCommand } from './commands/audit-list.ts';
@@ -10,7 +11,7 @@ import { keysCommands } from './commands/keys.ts';
 import { auditVerifyCommand, bootstrapCommand } from './commands/operator.ts';
 import { tokenCommand } from './commands/token.ts';
 import { whoamiCommand } from './commands/whoami.ts';
-import { ApiProblemError, CliError, type Context, jsonText, readLocalState, terminalSafe, UsageError } from './context.ts';
+import { CliError, type Context, jsonText, readLocalState, terminalSafe, UsageError } from './context.ts';
 
 export { UsageError };
 
@@ -87,7 +88,7 @@ export async function run(
     fetch: context.fetch ?? globalThis.fetch,
   };
   const json = argv.includes('--json');
-  const fail = (code: number, message: string, problem?: ApiProblemError): number => {
+  const fail = (code: number, message: string, problem?: KeysmithApiError): number => {
     const safe = redact(message, argv, env);
     if (json)
       err(
@@ -126,7 +127,9 @@ export async function run(
     return (await found.command.run(values, positionals, ctx)) ?? 0;
   } catch (error) {
     if (error instanceof UsageError || error instanceof AccessKeyFormatError) return fail(2, error.message);
-    if (error instanceof ApiProblemError) return fail(1, error.message, error);
+    // `{detail} ({code}, HTTP {status})`; --json prints status, code and detail.
+    if (error instanceof KeysmithApiError) return fail(1, error.message, error);
+    if (error instanceof KeysmithConnectionError) return fail(1, `${error.message}. Is --base-url right?`);
     if (error instanceof CliError) return fail(1, error.message);
     return fail(1, `unexpected failure: ${(error as Error)?.message ?? String(error)}`);
   }

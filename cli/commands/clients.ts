@@ -1,14 +1,8 @@
 /** `keysmith clients create|list|show|update|delete`. */
-import type { clientView } from '#shared/api.ts';
+import type { ClientChanges, ServiceClient } from '#sdk/admin-types.ts';
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
-import { type Command, type OptionValues, stringOption, stringsOption } from '../command.ts';
+import { type Command, integerOption, type OptionValues, stringOption, stringsOption } from '../command.ts';
 import { type Context, printJson, printTable, terminalSafe, UsageError } from '../context.ts';
-
-/** A client as the API returns it (the API's own view type, so the two cannot drift). */
-type ClientView = ReturnType<typeof clientView>;
-
-const clientsPath = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)}/clients`;
-const clientPath = (tenant: string, clientId: string) => `${clientsPath(tenant)}/${encodeURIComponent(clientId)}`;
 
 const LIST_OPTIONS = {
   limit: { type: 'string', value: 'N', description: 'items per page, 1-100 (default 20)' },
@@ -43,7 +37,7 @@ function tagsOf(values: OptionValues): Record<string, string> | undefined {
   return tags;
 }
 
-function printClient(ctx: Context, client: ClientView): void {
+function printClient(ctx: Context, client: ServiceClient): void {
   const tags = Object.entries(client.tags ?? {}).map(([k, v]) => `${k}=${v}`);
   const rows: [string, string][] = [
     ['clientId', client.clientId],
@@ -75,12 +69,12 @@ export const clientsCommands: Command[] = [
     async run(values, _positionals, ctx) {
       const name = stringOption(values, 'name');
       if (!name) throw new UsageError('--name is required');
-      const api = connect(values, ctx);
-      const tenant = tenantOf(values, ctx, api);
+      const admin = connect(values, ctx);
+      const tenant = tenantOf(values, ctx, admin);
       const description = stringOption(values, 'description');
       const scopes = scopesOf(values);
       const tags = tagsOf(values);
-      const { body } = await api.request<ClientView>('POST', clientsPath(tenant), {
+      const body = await admin.createClient(tenant, {
         name,
         ...(description !== undefined ? { description } : {}),
         ...(scopes ? { scopes } : {}),
@@ -100,23 +94,18 @@ export const clientsCommands: Command[] = [
     summary: "List a tenant's service clients.",
     options: { ...LIST_OPTIONS, ...TENANT_OPTION, ...CONNECTION_OPTIONS },
     async run(values, _positionals, ctx) {
-      const api = connect(values, ctx);
-      const tenant = tenantOf(values, ctx, api);
-      const query = { limit: stringOption(values, 'limit'), cursor: stringOption(values, 'cursor') };
-      let items: ClientView[];
+      const page = { limit: integerOption(values, 'limit'), cursor: stringOption(values, 'cursor') };
+      const admin = connect(values, ctx);
+      const tenant = tenantOf(values, ctx, admin);
+      let items: ServiceClient[];
       let nextCursor: string | undefined;
       if (values.all) {
         items = [];
-        for await (const page of api.pages<ClientView>(clientsPath(tenant), query)) items.push(...page);
+        for await (const client of admin.iterateClients(tenant, page)) items.push(client);
       } else {
-        const { body } = await api.request<{ items: ClientView[]; nextCursor?: string }>(
-          'GET',
-          clientsPath(tenant),
-          undefined,
-          query,
-        );
-        items = body.items;
-        nextCursor = body.nextCursor;
+        const first = await admin.listClients(tenant, page);
+        items = first.items;
+        nextCursor = first.nextCursor;
       }
       if (values.json) printJson(ctx, { items, ...(nextCursor ? { nextCursor } : {}) });
       else {
@@ -138,8 +127,8 @@ export const clientsCommands: Command[] = [
     positionals: ['CLIENT_ID'],
     options: { ...TENANT_OPTION, ...CONNECTION_OPTIONS },
     async run(values, [clientId], ctx) {
-      const api = connect(values, ctx);
-      const { body } = await api.request<ClientView>('GET', clientPath(tenantOf(values, ctx, api), clientId as string));
+      const admin = connect(values, ctx);
+      const body = await admin.getClient(tenantOf(values, ctx, admin), clientId as string);
       if (values.json) printJson(ctx, body);
       else printClient(ctx, body);
       return 0;
@@ -164,7 +153,7 @@ export const clientsCommands: Command[] = [
       const description = stringOption(values, 'description');
       const scopes = scopesOf(values);
       const tags = tagsOf(values);
-      const change = {
+      const change: ClientChanges = {
         ...(name !== undefined ? { name } : {}),
         ...(description !== undefined ? { description } : {}),
         ...(scopes ? { scopes } : {}),
@@ -173,8 +162,8 @@ export const clientsCommands: Command[] = [
       };
       if (Object.keys(change).length === 0)
         throw new UsageError('name something to change: --name, --description, --scope(s), --tag, --enable or --disable');
-      const api = connect(values, ctx);
-      const { body } = await api.request<ClientView>('PATCH', clientPath(tenantOf(values, ctx, api), clientId as string), change);
+      const admin = connect(values, ctx);
+      const body = await admin.updateClient(tenantOf(values, ctx, admin), clientId as string, change);
       if (values.json) printJson(ctx, body);
       else {
         ctx.out(terminalSafe(`Updated client ${body.clientId}.`));
@@ -189,9 +178,9 @@ export const clientsCommands: Command[] = [
     positionals: ['CLIENT_ID'],
     options: { ...TENANT_OPTION, ...CONNECTION_OPTIONS },
     async run(values, [clientId], ctx) {
-      const api = connect(values, ctx);
-      const tenant = tenantOf(values, ctx, api);
-      await api.request('DELETE', clientPath(tenant, clientId as string));
+      const admin = connect(values, ctx);
+      const tenant = tenantOf(values, ctx, admin);
+      await admin.deleteClient(tenant, clientId as string);
       if (values.json) printJson(ctx, { deleted: clientId, tenantId: tenant });
       else ctx.out(terminalSafe(`Deleted client ${clientId} of tenant ${tenant}; its keys are revoked.`));
       return 0;

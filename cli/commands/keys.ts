@@ -1,18 +1,13 @@
 /** `keysmith keys create|list|revoke`. */
-import type { keyView } from '#shared/api.ts';
+import type { JWK } from 'jose';
+import type { AccessKey, Algorithm } from '#sdk/admin-types.ts';
 import { ALGORITHMS } from '#shared/model.ts';
 import { CONNECTION_OPTIONS, connect, TENANT_OPTION, tenantOf } from '../admin-api.ts';
 import { type Command, stringOption } from '../command.ts';
 import { printJson, printTable, readUserFile, terminalSafe, UsageError } from '../context.ts';
 
-/** A key as the API returns it (the API's own view type; `accessKey` only in the create answer). */
-type KeyView = ReturnType<typeof keyView> & { accessKey?: string };
-
-const keysPath = (tenant: string, clientId: string) =>
-  `/v1/tenants/${encodeURIComponent(tenant)}/clients/${encodeURIComponent(clientId)}/access-keys`;
-
 /** Reads a public JWK file; private members are refused here already, so they never leave the machine. */
-function readPublicJwk(file: string): Record<string, unknown> {
+function readPublicJwk(file: string): JWK {
   let jwk: unknown;
   try {
     jwk = JSON.parse(readUserFile(file, '--public-key-file'));
@@ -26,7 +21,7 @@ function readPublicJwk(file: string): Record<string, unknown> {
     throw new UsageError(
       `--public-key-file: ${file} holds private key material. Export only the public JWK; the private key stays with you.`,
     );
-  return jwk as Record<string, unknown>;
+  return jwk as JWK;
 }
 
 export const keysCommands: Command[] = [
@@ -57,9 +52,9 @@ export const keysCommands: Command[] = [
         throw new UsageError('--algorithm follows from the key: leave it out with --public-key-file');
       if (expiresAt && Number.isNaN(Date.parse(expiresAt))) throw new UsageError('--expires-at is an ISO 8601 time');
       const publicKey = publicKeyFile ? readPublicJwk(publicKeyFile) : undefined;
-      const api = connect(values, ctx);
-      const { body } = await api.request<KeyView>('POST', keysPath(tenantOf(values, ctx, api), clientId as string), {
-        ...(algorithm ? { algorithm } : {}),
+      const admin = connect(values, ctx);
+      const body = await admin.createKey(tenantOf(values, ctx, admin), clientId as string, {
+        ...(algorithm ? { algorithm: algorithm as Algorithm } : {}),
         ...(expiresAt ? { expiresAt } : {}),
         ...(publicKey ? { publicKey } : {}),
       });
@@ -88,10 +83,10 @@ export const keysCommands: Command[] = [
     positionals: ['CLIENT_ID'],
     options: { ...TENANT_OPTION, ...CONNECTION_OPTIONS },
     async run(values, [clientId], ctx) {
-      const api = connect(values, ctx);
-      const items: KeyView[] = [];
-      for await (const page of api.pages<KeyView>(keysPath(tenantOf(values, ctx, api), clientId as string), { limit: '100' }))
-        items.push(...page);
+      const admin = connect(values, ctx);
+      const items: AccessKey[] = [];
+      for await (const key of admin.iterateKeys(tenantOf(values, ctx, admin), clientId as string, { limit: 100 }))
+        items.push(key);
       if (values.json) printJson(ctx, { items });
       else if (items.length === 0) ctx.out(terminalSafe(`Client ${clientId} has no keys.`));
       else
@@ -109,11 +104,8 @@ export const keysCommands: Command[] = [
     positionals: ['CLIENT_ID', 'KEY_ID'],
     options: { ...TENANT_OPTION, ...CONNECTION_OPTIONS },
     async run(values, [clientId, keyId], ctx) {
-      const api = connect(values, ctx);
-      await api.request(
-        'DELETE',
-        `${keysPath(tenantOf(values, ctx, api), clientId as string)}/${encodeURIComponent(keyId as string)}`,
-      );
+      const admin = connect(values, ctx);
+      await admin.revokeKey(tenantOf(values, ctx, admin), clientId as string, keyId as string);
       if (values.json) printJson(ctx, { revoked: keyId, clientId });
       else ctx.out(terminalSafe(`Revoked key ${keyId} of client ${clientId}.`));
       return 0;

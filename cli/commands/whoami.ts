@@ -15,11 +15,7 @@ export const whoamiCommand: Command = {
     },
   },
   async run(values, _positionals, ctx) {
-    const api = connect(values, ctx, ['KEYSMITH_ACCESS_KEY', 'KEYSMITH_ADMIN_ACCESS_KEY']);
-    const { body } = await api.request<{ clientId: string; tenantId: string; keyId: string; scopes: string }>(
-      'GET',
-      '/v1/whoami',
-    );
+    const body = await connect(values, ctx, ['KEYSMITH_ACCESS_KEY', 'KEYSMITH_ADMIN_ACCESS_KEY']).whoami();
     if (values.json) printJson(ctx, body);
     else {
       ctx.out(terminalSafe(`clientId: ${body.clientId}`));

@@ -5,7 +5,16 @@ import { describe, expect, it } from 'vitest';
 describe('the SDK', () => {
   it('imports no AWS SDK, middy or Powertools, and only jose from node_modules', async () => {
     const result = await build({
-      entryPoints: ['sdk/token.ts', 'sdk/token-provider.ts', 'sdk/fetch.ts', 'sdk/verifier.ts'],
+      entryPoints: [
+        'sdk/index.ts',
+        'sdk/token.ts',
+        'sdk/token-provider.ts',
+        'sdk/fetch.ts',
+        'sdk/verifier.ts',
+        'sdk/admin.ts',
+        'sdk/admin-types.ts',
+        'sdk/errors.ts',
+      ],
       bundle: true,
       write: false,
       platform: 'node',

@@ -1,0 +1,390 @@
+/**
+ * `KeysmithAdmin`: a typed client of the management API (contract §5), for a SaaS backend that creates service
+ * clients and access keys for its customers. It signs its own client tokens with an admin's access key. Needs no
+ * AWS SDK: jose (through the token provider) only.
+ */
+import type {
+  AccessKey as AccessKeyView,
+  AuditEvent,
+  AuditEventQuery,
+  ClientChanges,
+  CreateClientInput,
+  CreatedAccessKey,
+  CreateKeyInput,
+  Health,
+  Jwks,
+  OpenIdConfiguration,
+  Page,
+  PageOptions,
+  ServiceClient,
+  WhoAmI,
+} from './admin-types.ts';
+import { KeysmithApiError, KeysmithConnectionError, type ProblemFieldError } from './errors.ts';
+import { type ClientIdentity, TokenProvider } from './token-provider.ts';
+
+/** Where the API is, and how to call it. */
+export interface KeysmithAdminConnection {
+  /** The deployment's API URL, e.g. `https://keys.example.com`; a path prefix (an API Gateway stage) is kept. */
+  baseUrl: string;
+  /** The fetch to call the API with. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** How long one request may take, body included, in ms. @default 30000 */
+  timeoutMs?: number;
+}
+
+/** Sign tokens with an access key. */
+export interface KeysmithAdminAccessKey {
+  /**
+   * An access key of a client holding `keysmith:admin` (its own tenant) or `keysmith:platform-admin` (every tenant).
+   * A secret: it appears in no error, `toJSON` or `util.inspect` output.
+   */
+  accessKey: string;
+  /** The deployment's issuer base (its `KEYSMITH_ISSUER_BASE`). @default baseUrl */
+  issuerBase?: string;
+  /** The audience of the tokens; one the deployment accepts. @default issuerBase */
+  audience?: string;
+  tokenProvider?: never;
+}
+
+/** Take tokens from a {@link TokenProvider} of your own (it knows its issuer base and audience). */
+export interface KeysmithAdminTokenProvider {
+  tokenProvider: TokenProvider;
+  accessKey?: never;
+  issuerBase?: never;
+  audience?: never;
+}
+
+/** Options of {@link KeysmithAdmin}: the connection, and an access key or a token provider. */
+export type KeysmithAdminOptions = KeysmithAdminConnection & (KeysmithAdminAccessKey | KeysmithAdminTokenProvider);
+
+/** The default of {@link KeysmithAdminConnection.timeoutMs}. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+interface Call {
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  /** Whether the route needs a client token. @default true */
+  auth?: boolean;
+  /** What a success answer carries. @default 'json' */
+  expect?: 'json' | 'empty';
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const text = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value : undefined);
+
+/**
+ * One path segment, encoded. `.` and `..` are refused: a URL parser resolves them (even encoded), so
+ * `revokeKey(t, c, '..')` would otherwise become `DELETE` of the client itself.
+ */
+function segment(value: string, name: string): string {
+  if (typeof value !== 'string' || value === '' || value === '.' || value === '..')
+    throw new TypeError(`${name} must be a non-empty string other than "." and ".."`);
+  return encodeURIComponent(value);
+}
+
+/** A time parameter as the API takes it: a `Date` as ISO 8601 UTC, a string as given. */
+function instant(value: Date | string | undefined, name: string): string | undefined {
+  if (!(value instanceof Date)) return value;
+  if (Number.isNaN(value.getTime())) throw new RangeError(`${name} is an invalid Date`);
+  return value.toISOString();
+}
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+const pageQuery = ({ limit, cursor }: PageOptions = {}) => ({
+  limit: limit === undefined ? undefined : String(limit),
+  cursor,
+});
+
+/** Yields every item of every page, following `nextCursor` from `cursor` on. */
+async function* follow<T>(list: (cursor: string | undefined) => Promise<Page<T>>, cursor: string | undefined) {
+  do {
+    const page = await list(cursor);
+    yield* page.items;
+    if (page.nextCursor !== undefined && page.nextCursor === cursor)
+      throw new KeysmithApiError({
+        status: 200,
+        code: 'invalid_response',
+        title: 'Invalid response',
+        detail: 'The API returned the same cursor again; stopped following it.',
+      });
+    cursor = page.nextCursor;
+  } while (cursor);
+}
+
+/**
+ * A client of a Keysmith deployment's HTTP API: service clients, their access keys, the audit trail and discovery.
+ * Each call signs (or reuses) a short-lived client token; after a 401 the cached token is dropped, so the next call
+ * signs a new one (a call is never repeated on its own). An error answer throws a {@link KeysmithApiError}; no answer
+ * (refused, reset, timed out) a {@link KeysmithConnectionError}.
+ *
+ * Tenant methods take the `tenantId` first, always: a platform admin manages many tenants, and a default would make
+ * a forgotten argument act on the admin's own tenant. Pass `admin.identity.tenantId` for the key's own tenant.
+ * The `list*` methods return one {@link Page}; the `iterate*` methods follow `nextCursor` and yield every item.
+ *
+ * @example
+ * ```ts
+ * const admin = new KeysmithAdmin({ baseUrl: 'https://keys.example.com', accessKey: process.env.KEYSMITH_ADMIN_ACCESS_KEY! });
+ * const client = await admin.createClient('acme', { name: 'billing-worker', scopes: ['invoices:read'] });
+ * const { accessKey } = await admin.createKey('acme', client.clientId); // shown once: store it as a secret now
+ * for await (const key of admin.iterateKeys('acme', client.clientId)) console.log(key.keyId, key.status);
+ * try {
+ *   await admin.getClient('acme', 'sc_0000000000000000000000');
+ * } catch (error) {
+ *   if (!(error instanceof KeysmithApiError && error.code === 'client_not_found')) throw error;
+ * }
+ * ```
+ */
+export class KeysmithAdmin {
+  /** The API URL, without a trailing slash. */
+  readonly baseUrl: string;
+  /** The client, key and tenant whose tokens this sends (no secret in it). */
+  readonly identity: ClientIdentity;
+  readonly #tokens: TokenProvider;
+  readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+
+  /** Throws a `TypeError` or `RangeError` for unusable options, an `AccessKeyFormatError` for a malformed access key. */
+  constructor(options: KeysmithAdminOptions) {
+    const { baseUrl, fetch: baseFetch, timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new TypeError('baseUrl must be an absolute http(s) URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('baseUrl must be an http(s) URL');
+    if (url.search || url.hash) throw new TypeError('baseUrl must not have a query or fragment');
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new RangeError('timeoutMs must be a positive number');
+    this.#timeoutMs = timeoutMs;
+    this.#fetch = baseFetch ?? ((input, init) => globalThis.fetch(input, init));
+    if (options.tokenProvider !== undefined && options.accessKey !== undefined)
+      throw new TypeError('give accessKey or tokenProvider, not both');
+    if (options.tokenProvider !== undefined) {
+      if (!(options.tokenProvider instanceof TokenProvider)) throw new TypeError('tokenProvider must be a TokenProvider');
+      this.#tokens = options.tokenProvider;
+    } else {
+      if (typeof options.accessKey !== 'string') throw new TypeError('accessKey or tokenProvider is required');
+      const issuerBase = options.issuerBase ?? this.baseUrl;
+      this.#tokens = new TokenProvider({ accessKey: options.accessKey, issuerBase, audience: options.audience ?? issuerBase });
+    }
+    this.identity = this.#tokens.identity;
+  }
+
+  /** `GET /v1/health`: whether the API is up (no token sent). */
+  async health(): Promise<Health> {
+    return this.#call('GET', '/v1/health', { auth: false });
+  }
+
+  /** `GET /v1/whoami`: the authorizer's view of this client (works with any client's access key, admin or not). */
+  async whoami(): Promise<WhoAmI> {
+    return this.#call('GET', '/v1/whoami');
+  }
+
+  /** `POST /v1/tenants/{tenantId}/clients`: creates a service client (without keys: see {@link createKey}). */
+  async createClient(tenantId: string, input: CreateClientInput): Promise<ServiceClient> {
+    return this.#call('POST', this.#clientsPath(tenantId), { body: input });
+  }
+
+  /** `GET /v1/tenants/{tenantId}/clients`: one page of the tenant's clients. */
+  async listClients(tenantId: string, page?: PageOptions): Promise<Page<ServiceClient>> {
+    return this.#list(this.#clientsPath(tenantId), pageQuery(page));
+  }
+
+  /** Every client of the tenant, page after page (`limit` is the page size, `cursor` where to start). */
+  iterateClients(tenantId: string, page: PageOptions = {}): AsyncGenerator<ServiceClient, void, undefined> {
+    return follow((cursor) => this.listClients(tenantId, { ...page, cursor }), page.cursor);
+  }
+
+  /** `GET /v1/tenants/{tenantId}/clients/{clientId}`: a client (404 `client_not_found` also for another tenant's). */
+  async getClient(tenantId: string, clientId: string): Promise<ServiceClient> {
+    return this.#call('GET', this.#clientPath(tenantId, clientId));
+  }
+
+  /** `PATCH .../clients/{clientId}`: changes a client; `scopes` and `tags` replace the whole list or map. */
+  async updateClient(tenantId: string, clientId: string, changes: ClientChanges): Promise<ServiceClient> {
+    return this.#call('PATCH', this.#clientPath(tenantId, clientId), { body: changes });
+  }
+
+  /** `DELETE .../clients/{clientId}`: deletes a client and revokes all its keys. */
+  async deleteClient(tenantId: string, clientId: string): Promise<void> {
+    await this.#call('DELETE', this.#clientPath(tenantId, clientId), { expect: 'empty' });
+  }
+
+  /**
+   * `POST .../clients/{clientId}/access-keys`: generates a key (the answer's `accessKey` is shown only this once), or
+   * registers `input.publicKey`. At most 5 active keys per client (409 `key_limit_reached`).
+   */
+  async createKey(tenantId: string, clientId: string, input: CreateKeyInput = {}): Promise<CreatedAccessKey> {
+    const { expiresAt, publicKey } = input;
+    // A private key must never leave the caller, not even to be refused by the API.
+    if (publicKey !== undefined && !isObject(publicKey)) throw new TypeError('publicKey must be a public JWK object');
+    if (publicKey && PRIVATE_JWK_MEMBERS.some((member) => member in publicKey))
+      throw new TypeError('publicKey holds private key material: export and send the public key only');
+    const body = { ...input, ...(expiresAt !== undefined ? { expiresAt: instant(expiresAt, 'expiresAt') } : {}) };
+    return this.#call('POST', this.#keysPath(tenantId, clientId), { body });
+  }
+
+  /** `GET .../clients/{clientId}/access-keys`: one page of the client's keys (public parts only). */
+  async listKeys(tenantId: string, clientId: string, page?: PageOptions): Promise<Page<AccessKeyView>> {
+    return this.#list(this.#keysPath(tenantId, clientId), pageQuery(page));
+  }
+
+  /** Every key of the client, page after page. */
+  iterateKeys(tenantId: string, clientId: string, page: PageOptions = {}): AsyncGenerator<AccessKeyView, void, undefined> {
+    return follow((cursor) => this.listKeys(tenantId, clientId, { ...page, cursor }), page.cursor);
+  }
+
+  /** `DELETE .../access-keys/{keyId}`: revokes a key; its tokens stop working within the revocation bound. */
+  async revokeKey(tenantId: string, clientId: string, keyId: string): Promise<void> {
+    await this.#call('DELETE', `${this.#keysPath(tenantId, clientId)}/${segment(keyId, 'keyId')}`, { expect: 'empty' });
+  }
+
+  /** `GET /v1/tenants/{tenantId}/audit-events`: one page of the tenant's decrypted audit records, newest first. */
+  async listAuditEvents(tenantId: string, query: AuditEventQuery = {}): Promise<Page<AuditEvent>> {
+    return this.#list(`/v1/tenants/${segment(tenantId, 'tenantId')}/audit-events`, {
+      ...pageQuery(query),
+      from: instant(query.from, 'from'),
+      to: instant(query.to, 'to'),
+      action: query.action,
+    });
+  }
+
+  /** Every audit record of the query, newest first, page after page. */
+  iterateAuditEvents(tenantId: string, query: AuditEventQuery = {}): AsyncGenerator<AuditEvent, void, undefined> {
+    return follow((cursor) => this.listAuditEvents(tenantId, { ...query, cursor }), query.cursor);
+  }
+
+  /** `GET /v1/clients/{clientId}/.well-known/openid-configuration`: the client's discovery document (no token sent). */
+  async openidConfiguration(clientId: string): Promise<OpenIdConfiguration> {
+    return this.#call('GET', this.#discoveryPath(clientId), { auth: false });
+  }
+
+  /** `GET .../openid-configuration/jwks`: the client's active public keys (no token sent). */
+  async jwks(clientId: string): Promise<Jwks> {
+    return this.#call('GET', `${this.#discoveryPath(clientId)}/jwks`, { auth: false });
+  }
+
+  /** What `JSON.stringify` shows: where and who, never the access key. */
+  toJSON(): { baseUrl: string } & ClientIdentity {
+    return { baseUrl: this.baseUrl, ...this.identity };
+  }
+
+  /** What `util.inspect` and `console.log` show: where and who, never the access key. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `KeysmithAdmin { baseUrl: '${this.baseUrl}', clientId: '${this.identity.clientId}', keyId: '${this.identity.keyId}' }`;
+  }
+
+  #clientsPath(tenantId: string): string {
+    return `/v1/tenants/${segment(tenantId, 'tenantId')}/clients`;
+  }
+
+  #clientPath(tenantId: string, clientId: string): string {
+    return `${this.#clientsPath(tenantId)}/${segment(clientId, 'clientId')}`;
+  }
+
+  #keysPath(tenantId: string, clientId: string): string {
+    return `${this.#clientPath(tenantId, clientId)}/access-keys`;
+  }
+
+  #discoveryPath(clientId: string): string {
+    return `/v1/clients/${segment(clientId, 'clientId')}/.well-known/openid-configuration`;
+  }
+
+  async #list<T>(path: string, query: Record<string, string | undefined>): Promise<Page<T>> {
+    const page = await this.#call<Page<T>>('GET', path, { query });
+    if (!Array.isArray(page.items)) throw invalidResponse(200, `GET ${path} answered without an items list.`);
+    return page;
+  }
+
+  async #call<T>(method: string, path: string, { query = {}, body, auth = true, expect = 'json' }: Call = {}): Promise<T> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, value);
+    const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
+    const authorization = auth ? await this.#tokens.authorizationHeader() : undefined;
+    if (authorization) headers.authorization = authorization;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    // Every text that comes back goes into errors: a token echoed by anything on the way is cut out of it.
+    const scrub = (value: string) => (authorization ? value.split(authorization.slice(7)).join('[redacted]') : value);
+    let response: Response;
+    let answer: string;
+    try {
+      response = await this.#fetch(url.href, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        // The token goes to baseUrl only: a redirect is reported, not followed.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      answer = await response.text();
+    } catch (error) {
+      throw this.#connectionError(error, scrub);
+    }
+    if (response.status === 401 && authorization) this.#tokens.invalidate();
+    if (response.type === 'opaqueredirect' || (response.status >= 300 && response.status < 400)) {
+      const location = response.headers.get('location');
+      throw invalidResponse(
+        response.status,
+        `${method} ${path} answered with a redirect${location ? ` to ${scrub(location)}` : ''}; tokens are sent to baseUrl only, so set baseUrl to the API's own URL.`,
+      );
+    }
+    if (!response.ok) throw problemError(response, scrub(answer), `${method} ${path} failed`);
+    if (expect === 'empty') return undefined as T;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(answer);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isObject(parsed))
+      throw invalidResponse(response.status, `${method} ${path} answered with a body that is not a JSON object.`);
+    return parsed as T;
+  }
+
+  #connectionError(error: unknown, scrub: (value: string) => string): KeysmithConnectionError {
+    const e = error as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+    if (e?.name === 'TimeoutError')
+      return new KeysmithConnectionError(this.baseUrl, `timed out after ${this.#timeoutMs} ms`, true);
+    const reason = text(e?.cause?.code) ?? text(e?.cause?.message) ?? text(e?.message) ?? String(error);
+    return new KeysmithConnectionError(this.baseUrl, scrub(reason));
+  }
+}
+
+function invalidResponse(status: number, detail: string): KeysmithApiError {
+  return new KeysmithApiError({ status, code: 'invalid_response', title: 'Invalid response', detail });
+}
+
+/** The error of an error answer, from its problem+json as far as there is one. */
+function problemError(response: Response, answer: string, fallbackDetail: string): KeysmithApiError {
+  let parsed: unknown;
+  try {
+    parsed = answer ? JSON.parse(answer) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  const problem = isObject(parsed) ? parsed : {};
+  const errors: ProblemFieldError[] = Array.isArray(problem.errors)
+    ? problem.errors.flatMap((issue: unknown) =>
+        isObject(issue) && typeof issue.path === 'string' && typeof issue.message === 'string'
+          ? [{ path: issue.path, message: issue.message }]
+          : [],
+      )
+    : [];
+  const title = text(problem.title) ?? text(response.statusText) ?? `HTTP ${response.status}`;
+  const requestId =
+    response.headers.get('x-request-id') ?? response.headers.get('x-amzn-requestid') ?? response.headers.get('apigw-requestid');
+  return new KeysmithApiError({
+    status: response.status,
+    code: text(problem.code) ?? 'http_error',
+    title,
+    detail: text(problem.detail) ?? text(problem.title) ?? fallbackDetail,
+    ...(text(problem.type) ? { type: problem.type as string } : {}),
+    errors,
+    ...(requestId ? { requestId } : {}),
+    problem,
+  });
+}

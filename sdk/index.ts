@@ -1,0 +1,52 @@
+/** `@keysmith/sdk`: what a service client and a SaaS backend import (contract §13). Needs no AWS SDK: jose only. */
+export { AccessKeyFormatError, type ParsedAccessKey } from '#shared/access-key.ts';
+export {
+  DEFAULT_TIMEOUT_MS,
+  KeysmithAdmin,
+  type KeysmithAdminAccessKey,
+  type KeysmithAdminConnection,
+  type KeysmithAdminOptions,
+  type KeysmithAdminTokenProvider,
+} from './admin.ts';
+export type {
+  AccessKey,
+  Algorithm,
+  AuditAction,
+  AuditActor,
+  AuditEvent,
+  AuditEventQuery,
+  ClientChanges,
+  CreateClientInput,
+  CreatedAccessKey,
+  CreateKeyInput,
+  DecryptedAuditEvent,
+  Health,
+  Jwks,
+  OpenIdConfiguration,
+  Page,
+  PageOptions,
+  PublicJwk,
+  PublishedJwk,
+  ServiceClient,
+  UnreadableAuditEvent,
+  WhoAmI,
+} from './admin-types.ts';
+export {
+  KeysmithApiError,
+  type KeysmithApiErrorDetails,
+  KeysmithConnectionError,
+  type KeysmithProblemCode,
+  type ProblemFieldError,
+} from './errors.ts';
+export { type AuthorizedFetchOptions, createAuthorizedFetch } from './fetch.ts';
+export { DEFAULT_LIFETIME_SECONDS, type MintedToken, type MintOptions, mintToken, signToken } from './token.ts';
+export { type ClientIdentity, TokenProvider, type TokenProviderOptions } from './token-provider.ts';
+export {
+  bearerToken,
+  ClientTokenVerifier,
+  type ClientTokenVerifierOptions,
+  type DenyReason,
+  KeyDiscoveryError,
+  TokenRejectedError,
+  type VerifiedClientToken,
+} from './verifier.ts';
