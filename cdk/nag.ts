@@ -36,7 +36,7 @@ export function acknowledgeNagFindings(keysmith: Keysmith): void {
     if (method)
       Validations.of(method).acknowledge({
         id: 'AwsSolutions-APIG4',
-        reason: `${route.method} ${route.path} is public by contract (§5): liveness and OpenID discovery documents (issuer, public JWKS) must be readable without a token.`,
+        reason: `${route.method} ${route.path} is public by design: liveness (§5), the OpenAPI document (it describes the routes and holds no data) and OpenID discovery documents (issuer, public JWKS) must be readable without a token.`,
       });
   }
   for (const fn of [keysmith.authorizerFunction, keysmith.managementFunction, keysmith.discoveryFunction]) {

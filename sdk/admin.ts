@@ -268,6 +268,11 @@ export class KeysmithAdmin {
     return this.#call('GET', `${this.#discoveryPath(clientId)}/jwks`, { auth: false });
   }
 
+  /** `GET /v1/openapi.json`: the OpenAPI 3.1 document of this deployment's API (no token sent). */
+  async openapi(): Promise<{ openapi: string; info: { title: string; version: string } } & Record<string, unknown>> {
+    return this.#call('GET', '/v1/openapi.json', { auth: false });
+  }
+
   /** What `JSON.stringify` shows: where and who, never the access key. */
   toJSON(): { baseUrl: string } & ClientIdentity {
     return { baseUrl: this.baseUrl, ...this.identity };

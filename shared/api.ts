@@ -27,16 +27,28 @@ import {
   PLATFORM_ADMIN_SCOPE,
   type ServiceClient,
 } from './model.ts';
+import { buildOpenApiDocument, OPERATIONS, type OpenApiDocument } from './openapi.ts';
 import type { Route, RouteId } from './routes.ts';
 import {
+  type AuditEventPage,
   auditQuery,
+  type ClientPage,
+  type ClientView,
+  type CreatedKey,
   createClientBody,
   createKeyBody,
   emptyQuery,
+  type Health,
+  type Jwks,
+  type KeyPage,
+  type KeyView,
   listQuery,
+  type OpenIdConfiguration,
+  type ProblemBody,
   parseInput,
   pathParameters,
   updateClientBody,
+  type WhoAmI,
 } from './schemas.ts';
 import type { KeysmithService } from './service.ts';
 import type { ClientStore, Page } from './store.ts';
@@ -88,7 +100,7 @@ export function problemResponse(error: unknown): ApiResponse {
   const problem: Problem = toProblem(error);
   const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
   if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
-  return { statusCode: problem.status, headers, body: JSON.stringify(problem) };
+  return { statusCode: problem.status, headers, body: JSON.stringify(problem satisfies ProblemBody) };
 }
 
 /**
@@ -147,14 +159,23 @@ function param(request: ApiRequest, name: keyof typeof pathParameters): string {
   return parseInput(pathParameters[name], request.pathParameters[name] ?? '', 'path').valueOf();
 }
 
-/** A client as the API shows it. */
-export function clientView(client: ServiceClient, issuerBase: string) {
+/**
+ * `value` as `Shape`, refusing at compile time any member `Shape` lacks: a view that spreads a model keeps to its
+ * schema when the model gains a member (a missing or mistyped member fails as any assignment does).
+ */
+const exactly =
+  <Shape>() =>
+  <T extends Shape>(value: T & Record<Exclude<keyof T, keyof Shape>, never>): Shape =>
+    value;
+
+/** A client as the API shows it: every member of the model but its bookkeeping. */
+export function clientView(client: ServiceClient, issuerBase: string): ClientView {
   const { version: _version, auditSeq: _auditSeq, ...rest } = client;
-  return { ...rest, issuer: issuerOf(issuerBase, client.clientId) };
+  return exactly<ClientView>()({ ...rest, issuer: issuerOf(issuerBase, client.clientId) });
 }
 
 /** A key as the API shows it: never a private key, only the public JWK with its kid. */
-export function keyView(key: AccessKey, nowMs: number) {
+export function keyView(key: AccessKey, nowMs: number): KeyView {
   const status = key.status === 'revoked' ? 'revoked' : isKeyActive(key, nowMs) ? 'active' : 'expired';
   return {
     keyId: key.keyId,
@@ -174,7 +195,20 @@ function need<T>(dependency: T | undefined, name: string): T {
   return dependency;
 }
 
-const ROUTES_WITH_QUERY: ReadonlySet<RouteId> = new Set(['listClients', 'listKeys', 'listAuditEvents']);
+// The routes whose documented operation takes query parameters: the document and the API agree on which do.
+const ROUTES_WITH_QUERY: ReadonlySet<RouteId> = new Set(
+  (Object.keys(OPERATIONS) as RouteId[]).filter((id) => OPERATIONS[id].query !== undefined),
+);
+
+/** The document, built once per process and server URL (it is the same for every request). */
+const openApiDocuments = new Map<string, OpenApiDocument>();
+function openApiDocument(serverUrl: string): OpenApiDocument {
+  const built = openApiDocuments.get(serverUrl);
+  if (built) return built;
+  const document = buildOpenApiDocument({ serverUrl });
+  openApiDocuments.set(serverUrl, document);
+  return document;
+}
 
 async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Result> {
   const { route } = request;
@@ -191,9 +225,9 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
 
   switch (route.id) {
     case 'health':
-      return json(200, { status: 'ok' });
+      return json(200, { status: 'ok' } satisfies Health);
     case 'whoami':
-      return json(200, identityContext(caller as CallerIdentity));
+      return json(200, identityContext(caller as CallerIdentity) satisfies WhoAmI);
     case 'createClient': {
       const body = parseInput(createClientBody, parseBody(request, true), 'body');
       const client = await need(deps.service, 'service').createClient(actor, tenantId, body, meta);
@@ -205,7 +239,7 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       return json(200, {
         items: page.items.map((c) => clientView(c, issuerBase)),
         ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
-      });
+      } satisfies ClientPage);
     }
     case 'getClient':
       return json(
@@ -227,7 +261,10 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       const clientId = param(request, 'clientId');
       const body = parseInput(createKeyBody, parseBody(request, false), 'body');
       const created = await need(deps.service, 'service').createKey(actor, tenantId, clientId, body, meta);
-      return json(201, { ...keyView(created.key, now), ...(created.accessKey ? { accessKey: created.accessKey } : {}) });
+      return json(201, {
+        ...keyView(created.key, now),
+        ...(created.accessKey ? { accessKey: created.accessKey } : {}),
+      } satisfies CreatedKey);
     }
     case 'listKeys': {
       const clientId = param(request, 'clientId');
@@ -236,7 +273,7 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       return json(200, {
         items: page.items.map((k) => keyView(k, now)),
         ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
-      });
+      } satisfies KeyPage);
     }
     case 'revokeKey':
       await need(deps.service, 'service').revokeKey(actor, tenantId, param(request, 'clientId'), param(request, 'keyId'), meta);
@@ -252,7 +289,12 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
         ...(query.to ? { to: new Date(query.to).toISOString() } : {}),
         ...(query.action ? { action: query.action } : {}),
       });
-      return json(200, (caller as CallerIdentity).scopes.includes(PLATFORM_ADMIN_SCOPE) ? page : tenantView(page, tenantId));
+      return json(
+        200,
+        ((caller as CallerIdentity).scopes.includes(PLATFORM_ADMIN_SCOPE)
+          ? page
+          : tenantView(page, tenantId)) satisfies AuditEventPage,
+      );
     }
     case 'openidConfiguration': {
       const clientId = param(request, 'clientId');
@@ -267,7 +309,7 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
           id_token_signing_alg_values_supported: [...ALGORITHMS],
           token_endpoint_auth_signing_alg_values_supported: [...ALGORITHMS],
           claims_supported: ['iss', 'sub', 'aud', 'iat', 'exp', 'nbf', 'scope'],
-        },
+        } satisfies OpenIdConfiguration,
         { 'cache-control': `public, max-age=${deps.config.revocationSeconds}` },
       );
     }
@@ -277,12 +319,13 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       const active = client.enabled
         ? keys.filter((k) => isKeyActive(k, now) && !publicKeyWeakness(publicKeyObject(k.publicKey)))
         : [];
-      return json(
-        200,
-        { keys: active.map((k) => keyView(k, now).publicKey) },
-        { 'cache-control': `public, max-age=${deps.config.revocationSeconds}` },
-      );
+      return json(200, { keys: active.map((k) => keyView(k, now).publicKey) } satisfies Jwks, {
+        'cache-control': `public, max-age=${deps.config.revocationSeconds}`,
+      });
     }
+    case 'openapi':
+      // Its servers name this deployment's base URL, so a client generated from it calls the right place.
+      return json(200, openApiDocument(issuerBase), { 'cache-control': 'public, max-age=300' });
   }
 }
 

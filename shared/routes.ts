@@ -31,7 +31,8 @@ export type RouteId =
   | 'revokeKey'
   | 'listAuditEvents'
   | 'openidConfiguration'
-  | 'jwks';
+  | 'jwks'
+  | 'openapi';
 
 const CLIENTS = '/v1/tenants/{tenantId}/clients';
 const CLIENT = `${CLIENTS}/{clientId}`;
@@ -52,6 +53,8 @@ export const ROUTES: readonly Route[] = [
   { id: 'listAuditEvents', method: 'GET', path: '/v1/tenants/{tenantId}/audit-events', function: 'management', auth: 'admin' },
   { id: 'openidConfiguration', method: 'GET', path: DISCOVERY, function: 'discovery', auth: 'none' },
   { id: 'jwks', method: 'GET', path: `${DISCOVERY}/jwks`, function: 'discovery', auth: 'none' },
+  // The OpenAPI document of this table (shared/openapi.ts), public like the other discovery documents.
+  { id: 'openapi', method: 'GET', path: '/v1/openapi.json', function: 'discovery', auth: 'none' },
 ];
 
 /** The route API Gateway matched, by its resource path and method. */

@@ -1,4 +1,8 @@
-/** The shapes of every request body, path and query parameter (contract §5), validated with zod. */
+/**
+ * The shapes of every request body, path and query parameter (contract §5), validated with zod, and of every
+ * response body the API sends. The handlers parse requests with them, the views in api.ts are typed against them,
+ * and shared/openapi.ts turns them into the OpenAPI document the tests validate every response against.
+ */
 import { z } from 'zod';
 import { AUDIT_ACTIONS } from './audit.ts';
 import { InvalidRequestError } from './errors.ts';
@@ -92,38 +96,54 @@ export const updateClientBody = z
     tags: tags.optional(),
     enabled: z.boolean().optional(),
   })
-  .refine((body) => Object.keys(body).length > 0, 'name at least one field to change');
+  .refine((body) => Object.keys(body).length > 0, 'name at least one field to change')
+  // The refinement as JSON Schema, for the document (zod cannot translate a refinement itself).
+  .meta({ minProperties: 1 });
 export type UpdateClientBody = z.infer<typeof updateClientBody>;
 
 export const createKeyBody = z.strictObject({
   algorithm: z.enum(ALGORITHMS).optional(),
-  expiresAt: futureTime('expiresAt').optional(),
-  publicKey: z.record(z.string(), z.unknown()).optional(),
+  expiresAt: futureTime('expiresAt').optional().meta({ description: 'When the key stops working: an instant in the future.' }),
+  publicKey: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ description: 'Register your own public key (a public JWK: Ed25519, P-256 or RSA of at least 2048 bits).' }),
 });
 export type CreateKeyBody = z.infer<typeof createKeyBody>;
 
+// A query parameter arrives as a string: the document shows that input (a string of digits), the handler the number.
 const limit = z
   .string()
   .regex(/^[0-9]{1,3}$/, 'limit is a whole number from 1 to 100')
   .transform(Number)
   .pipe(z.number().int().min(1, 'limit is at least 1').max(100, 'limit is at most 100'))
-  .default(20);
-const cursor = z.string().min(1).max(1024);
+  .default(20)
+  .meta({ description: 'Items per page, a whole number from 1 to 100; 20 when absent.' });
+const cursor = z.string().min(1).max(1024).meta({ description: 'Where to continue: the `nextCursor` of the previous page.' });
 
 export const listQuery = z.strictObject({ limit, cursor: cursor.optional() });
 export const auditQuery = z.strictObject({
   limit,
   cursor: cursor.optional(),
-  from: instant('from').optional(),
-  to: instant('to').optional(),
-  action: z.enum(AUDIT_ACTIONS).optional(),
+  from: instant('from').optional().meta({ description: 'Only records at or after this instant (ISO 8601 with a time zone).' }),
+  to: instant('to').optional().meta({ description: 'Only records at or before this instant (ISO 8601 with a time zone).' }),
+  action: z.enum(AUDIT_ACTIONS).optional().meta({ description: 'Only records of this action.' }),
 });
 export const emptyQuery = z.strictObject({});
 
 export const pathParameters = {
-  tenantId: z.string().regex(TENANT_ID, 'tenantId must match ^[a-z0-9][a-z0-9_-]{0,62}$'),
-  clientId: z.string().regex(CLIENT_ID, 'clientId must look like sc_ followed by 22 letters and digits'),
-  keyId: z.string().regex(KEY_ID, 'keyId is 8 to 16 letters and digits'),
+  tenantId: z
+    .string()
+    .regex(TENANT_ID, 'tenantId must match ^[a-z0-9][a-z0-9_-]{0,62}$')
+    .meta({ description: 'The tenant: lower-case letters, digits, `_` and `-`, at most 63.' }),
+  clientId: z
+    .string()
+    .regex(CLIENT_ID, 'clientId must look like sc_ followed by 22 letters and digits')
+    .meta({ description: 'The service client: `sc_` and 22 letters and digits.' }),
+  keyId: z
+    .string()
+    .regex(KEY_ID, 'keyId is 8 to 16 letters and digits')
+    .meta({ description: 'The access key: 8 to 16 letters and digits.' }),
 } as const;
 
 /** Field names from the input (unknown fields, record keys) in a message: control characters as `\\uXXXX`. */
@@ -159,3 +179,160 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where
     { errors: issues },
   );
 }
+
+// Responses. They describe what the views in api.ts build, strictly (no unknown members), so a view that gains or
+// loses a member fails to compile there, and a response that differs from the document fails the tests.
+
+/** The part of an anchored pattern between `^` and `$`, to compose patterns. */
+const inner = (pattern: RegExp): string => pattern.source.replace(/^\^/, '').replace(/\$$/, '');
+
+const utcTime = z.iso.datetime().meta({ description: 'ISO 8601 UTC.' });
+const clientIdSchema = z.string().regex(CLIENT_ID);
+const tenantIdSchema = z.string().regex(TENANT_ID);
+const keyIdSchema = z.string().regex(KEY_ID);
+const base64url = z.string().regex(/^[A-Za-z0-9_-]+$/);
+
+/** A service client as the API shows it. */
+export const clientViewSchema = z.strictObject({
+  clientId: clientIdSchema,
+  tenantId: tenantIdSchema,
+  name: z.string(),
+  description: z.string().optional(),
+  scopes: z.array(z.string()),
+  tags: z.record(z.string(), z.string()),
+  enabled: z.boolean(),
+  createdAt: utcTime,
+  updatedAt: utcTime,
+  issuer: z.url().meta({ description: 'The `iss` of the client’s tokens: `{issuerBase}/v1/clients/{clientId}`.' }),
+});
+export type ClientView = z.output<typeof clientViewSchema>;
+
+/** The `Location` of a created client: its own path. */
+export const clientLocationSchema = z.string().regex(new RegExp(`^/v1/tenants/${inner(TENANT_ID)}/clients/${inner(CLIENT_ID)}$`));
+
+const jwkMembers = { kid: keyIdSchema, alg: z.enum(ALGORITHMS), use: z.literal('sig') };
+
+/** A published public key: the public JWK with `kid` (the keyId), `alg` and `use: "sig"`; never a private member. */
+export const publishedJwkSchema = z.discriminatedUnion('kty', [
+  z.strictObject({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: base64url, ...jwkMembers }),
+  z.strictObject({ kty: z.literal('EC'), crv: z.literal('P-256'), x: base64url, y: base64url, ...jwkMembers }),
+  z.strictObject({ kty: z.literal('RSA'), n: base64url, e: base64url, ...jwkMembers }),
+]);
+export type PublishedJwk = z.output<typeof publishedJwkSchema>;
+
+/** An access key as the API shows it: the public half only. */
+export const keyViewSchema = z.strictObject({
+  keyId: keyIdSchema,
+  clientId: clientIdSchema,
+  algorithm: z.enum(ALGORITHMS),
+  publicKey: publishedJwkSchema,
+  origin: z.enum(['generated', 'registered']),
+  status: z.enum(['active', 'revoked', 'expired']),
+  createdAt: utcTime,
+  expiresAt: utcTime.optional(),
+  revokedAt: utcTime.optional(),
+});
+export type KeyView = z.output<typeof keyViewSchema>;
+
+/** The answer to creating a key: the key view, with the access key when Keysmith generated the pair. */
+export const createdKeySchema = keyViewSchema.extend({
+  accessKey: z
+    .string()
+    .regex(new RegExp(`^${inner(CLIENT_ID)}\\.${inner(KEY_ID)}\\.${inner(TENANT_ID)}\\.[A-Za-z0-9+/]+={0,2}$`))
+    .optional()
+    .meta({
+      description:
+        '`{clientId}.{keyId}.{tenantId}.{privateKey}`, only for a generated key and only in this answer: store it as a secret.',
+    }),
+});
+export type CreatedKey = z.output<typeof createdKeySchema>;
+
+/** One page of a list: `nextCursor` is absent on the last page. */
+const pageOf = <T extends z.ZodType>(item: T) =>
+  z.strictObject({ items: z.array(item), nextCursor: z.string().min(1).optional() });
+
+export const clientPageSchema = pageOf(clientViewSchema);
+export type ClientPage = z.output<typeof clientPageSchema>;
+export const keyPageSchema = pageOf(keyViewSchema);
+export type KeyPage = z.output<typeof keyPageSchema>;
+
+/** `GET /v1/whoami`: the authorizer's context (contract §4), all values strings, scopes space-separated. */
+export const whoAmISchema = z.strictObject({
+  clientId: clientIdSchema,
+  tenantId: tenantIdSchema,
+  keyId: keyIdSchema,
+  scopes: z.string(),
+});
+export type WhoAmI = z.output<typeof whoAmISchema>;
+
+export const healthSchema = z.strictObject({ status: z.literal('ok') });
+export type Health = z.output<typeof healthSchema>;
+
+/** Who made a change; `platform_admin` only in a tenant admin's view of a platform admin's change. */
+const actorSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('client'),
+    clientId: clientIdSchema,
+    tenantId: tenantIdSchema,
+    keyId: z.string(),
+    scopes: z.array(z.string()),
+  }),
+  z.strictObject({ type: z.literal('system'), name: z.string() }),
+  z.strictObject({ type: z.literal('platform_admin') }),
+]);
+
+const auditRecord = {
+  eventId: z.string(),
+  tenantId: tenantIdSchema,
+  seq: z.number().int().min(1),
+  occurredAt: utcTime,
+};
+
+/** A listed audit record: decrypted, or marked `integrity: "failed"` when its content did not authenticate. */
+export const auditEventSchema = z.union([
+  z.strictObject({
+    ...auditRecord,
+    action: z.enum(AUDIT_ACTIONS),
+    actor: actorSchema,
+    target: z.strictObject({ clientId: clientIdSchema, keyId: keyIdSchema.optional() }),
+    details: z.record(z.string(), z.unknown()),
+    requestId: z.string().optional(),
+    sourceIp: z.string().optional(),
+  }),
+  z.strictObject({ ...auditRecord, action: z.string(), integrity: z.literal('failed') }),
+]);
+export const auditEventPageSchema = pageOf(auditEventSchema);
+export type AuditEventPage = z.output<typeof auditEventPageSchema>;
+
+/** A client's OpenID configuration: where its keys are and what its tokens may carry. */
+export const openidConfigurationSchema = z.strictObject({
+  issuer: z.url(),
+  jwks_uri: z.url(),
+  subject_types_supported: z.array(z.string()),
+  id_token_signing_alg_values_supported: z.array(z.enum(ALGORITHMS)),
+  token_endpoint_auth_signing_alg_values_supported: z.array(z.enum(ALGORITHMS)),
+  claims_supported: z.array(z.string()),
+});
+export type OpenIdConfiguration = z.output<typeof openidConfigurationSchema>;
+
+/** A client's active public keys. */
+export const jwksSchema = z.strictObject({ keys: z.array(publishedJwkSchema) });
+export type Jwks = z.output<typeof jwksSchema>;
+
+/** RFC 9457 problem details with Keysmith's stable `code`; `errors` lists each validation issue. */
+export const problemSchema = z.strictObject({
+  type: z.string().regex(/^urn:keysmith:problem:[a-z0-9_]+$/),
+  title: z.string(),
+  status: z.number().int().min(400).max(599),
+  detail: z.string(),
+  code: z.string().regex(/^[a-z0-9_]+$/),
+  errors: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+});
+export type ProblemBody = z.output<typeof problemSchema>;
+
+/** `GET /v1/openapi.json`: an OpenAPI 3.1 document (its own schema is the OpenAPI specification's, not repeated here). */
+export const openApiDocumentSchema = z.looseObject({
+  openapi: z.literal('3.1.0'),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.record(z.string(), z.unknown())),
+});

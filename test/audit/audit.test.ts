@@ -18,6 +18,7 @@ import { ClientStore } from '#shared/store.ts';
 import { createSealKey, readLocalKey } from '#shared/wiring.ts';
 import { newTenant, type TestApp, useTestApp } from '../support/app.ts';
 import { FAKE_KEY_ARN, type FakeKms, fakeKms } from '../support/kms.ts';
+import { assertMatchesOpenApi } from '../support/openapi.ts';
 
 const config = loadConfig();
 const db = createDocumentClient();
@@ -251,6 +252,14 @@ describe('atomic with the change', () => {
     );
     expect(response.statusCode).toBe(503);
     expect(JSON.parse(response.body).code).toBe('store_unavailable');
+    // Called without HTTP, the answer is still held to the document.
+    assertMatchesOpenApi(
+      'POST',
+      `/v1/tenants/${tenant}/clients`,
+      503,
+      response.headers['content-type'],
+      JSON.parse(response.body),
+    );
     expect(await auditItems(tenant)).toEqual([]);
   });
 });

@@ -181,6 +181,10 @@ describe('KeysmithAdmin', () => {
     });
     expect((await admin.jwks(client.clientId)).keys.map((k) => k.kid).sort()).toEqual([generated.keyId, registered.keyId].sort());
 
+    const document = await admin.openapi();
+    expect(document.openapi).toBe('3.1.0');
+    expect(Object.keys(document.paths as object)).toContain('/v1/tenants/{tenantId}/clients/{clientId}/access-keys');
+
     await admin.revokeKey(tenant, client.clientId, registered.keyId);
     const after = (await admin.listKeys(tenant, client.clientId)).items.find((k) => k.keyId === registered.keyId);
     expect(after).toMatchObject({ status: 'revoked', revokedAt: expect.any(String) });

@@ -40,7 +40,7 @@ async function verdicts(token: string, clientId: string, keyId: string) {
   const verifier = new ClientTokenVerifier({
     issuerBase: ISSUER_BASE,
     audiences: AUDIENCE,
-    fetch: (input, init) => fetch(`${app.baseUrl}${String(input).slice(ISSUER_BASE.length)}`, init),
+    fetch: (input, init) => app.fetch(String(input).slice(ISSUER_BASE.length), init),
   });
   const sdk = await verifier.verify(token).then(
     () => 'allowed',

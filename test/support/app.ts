@@ -1,6 +1,7 @@
 /**
  * The local server in-process against the run's DynamoDB Local, with a fresh platform admin, and small
- * helpers to call it. Every test uses its own random tenants, so files can run side by side.
+ * helpers to call it. Every test uses its own random tenants, so files can run side by side. Every response
+ * {@link TestApp.call} receives is checked against the OpenAPI document (./openapi.ts) before a test sees it.
  */
 import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { bootstrapPlatformAdmin } from '#shared/bootstrap.ts';
 import { loadConfig } from '#shared/config.ts';
 import { randomBase62 } from '#shared/ids.ts';
 import { createManagement } from '#shared/wiring.ts';
+import { assertMatchesOpenApi } from './openapi.ts';
 
 export const ISSUER_BASE = 'http://keysmith.test';
 export const AUDIENCE = 'https://api.example.test';
@@ -41,6 +43,8 @@ export interface TestApp {
   adminAccessKey: string;
   adminToken: string;
   call<T = any>(method: string, path: string, options?: CallOptions): Promise<CallResult<T>>;
+  /** `fetch` of a path on the server, for code that takes a fetch (the SDK); its response is checked as call()'s is. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
   token(accessKey: string, options?: Partial<MintOptions>): Promise<string>;
   /** Creates a client in `tenantId` (as the platform admin) and returns it. */
   createClient(tenantId: string, body?: Record<string, unknown>): Promise<any>;
@@ -66,6 +70,15 @@ export async function startTestApp(): Promise<TestApp> {
     (await mintToken(accessKey, { issuerBase: ISSUER_BASE, audience: AUDIENCE, ...options })).token;
   const adminToken = await token(admin.accessKey);
 
+  /** The body as JSON, once the response is found to match the OpenAPI document. */
+  function checked(method: string, response: Response, text: string): any {
+    const parsed = text ? JSON.parse(text) : undefined;
+    // The path as fetch sent it (`..` and `.` segments resolved), which is the one the server routed.
+    const sent = new URL(response.url).pathname;
+    assertMatchesOpenApi(method, sent, response.status, response.headers.get('content-type'), parsed, response.headers);
+    return parsed;
+  }
+
   async function call<T>(method: string, path: string, options: CallOptions = {}): Promise<CallResult<T>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -75,8 +88,14 @@ export async function startTestApp(): Promise<TestApp> {
       headers['content-type'] ??= 'application/json';
     }
     const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+    const parsed = checked(method, response, await response.text());
+    return { status: response.status, headers: response.headers, body: parsed };
+  }
+
+  async function checkedFetch(path: string, init?: RequestInit): Promise<Response> {
+    const response = await fetch(`${baseUrl}${path}`, init);
+    checked(init?.method ?? 'GET', response, await response.clone().text());
+    return response;
   }
 
   const app: TestApp = {
@@ -86,6 +105,7 @@ export async function startTestApp(): Promise<TestApp> {
     adminAccessKey: admin.accessKey,
     adminToken,
     call,
+    fetch: checkedFetch,
     token,
     async createClient(tenantId, body = {}) {
       const result = await call('POST', `/v1/tenants/${tenantId}/clients`, {
