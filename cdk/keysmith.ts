@@ -27,6 +27,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
+import { TABLE_VARIABLES } from '#shared/config.ts';
 import { AUDIT_ENCRYPTION_PURPOSE, METRICS_NAMESPACE, metricsServiceName, TAMPER_METRIC } from '#shared/names.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
 import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
@@ -145,7 +146,6 @@ const TABLE_ACCESS = {
 } as const;
 type TableAccess = keyof typeof TABLE_ACCESS;
 
-const TABLE_ENV: Record<TableRole, string> = { main: 'KEYSMITH_MAIN_TABLE', audit: 'KEYSMITH_AUDIT_TABLE' };
 // DynamoDB asks KMS on the caller's behalf: decrypt to read, encrypt and generate data keys to write.
 // DescribeKey (metadata only) is what CDK's own table grants add too; without it a read can be refused.
 const TABLE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
@@ -419,7 +419,7 @@ export class Keysmith extends Construct {
         conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${stack.region}.${stack.urlSuffix}` } },
       }),
     );
-    fn.addEnvironment(TABLE_ENV[role], table.tableName);
+    fn.addEnvironment(TABLE_VARIABLES[role], table.tableName);
   }
 
   /** Grants the Encryption SDK's use of the audit key, for audit records only, and sets the variable naming it. */

@@ -33,7 +33,10 @@ export interface KeysmithConfig {
   auditRetentionDays: number | undefined;
 }
 
-/** The table of each role. */
+/**
+ * The table of each role. Off Lambda each has a default (`keysmith-main`, `keysmith-audit`); on Lambda there is none,
+ * so a role the stack did not configure is `''` and the function that uses it fails at cold start ({@link requireTable}).
+ */
 export interface TableNames {
   /** Service clients and their access keys. */
   main: string;
@@ -110,6 +113,10 @@ export function loadLocalConfig(env: Env = process.env): LocalConfig {
  * In AWS every variable is set by the CDK stack; locally `npm start` sets them before loading any handler.
  */
 export function loadConfig(env: Env = process.env): KeysmithConfig {
+  // On Lambda nothing falls back to a laptop's default: a variable the stack forgot fails at cold start.
+  const onLambda = Boolean(env.AWS_LAMBDA_FUNCTION_NAME);
+  if (onLambda && !env.KEYSMITH_ISSUER_BASE)
+    throw new ConfigError('KEYSMITH_ISSUER_BASE is required on Lambda (the stack sets it)');
   const issuerRaw = env.KEYSMITH_ISSUER_BASE || `http://localhost:${localPort(env)}`;
   const issuerBase = baseUrl('KEYSMITH_ISSUER_BASE', issuerRaw);
   const audiences = (env.KEYSMITH_AUDIENCES || issuerBase)
@@ -138,8 +145,8 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     revocationSeconds: positiveInteger(env, 'KEYSMITH_REVOCATION_SECONDS', DEFAULTS.revocationSeconds),
     clockSkewSeconds: DEFAULTS.clockSkewSeconds,
     tables: {
-      main: env.KEYSMITH_MAIN_TABLE || DEFAULTS.tables.main,
-      audit: env.KEYSMITH_AUDIT_TABLE || DEFAULTS.tables.audit,
+      main: env.KEYSMITH_MAIN_TABLE || (onLambda ? '' : DEFAULTS.tables.main),
+      audit: env.KEYSMITH_AUDIT_TABLE || (onLambda ? '' : DEFAULTS.tables.audit),
     },
     auditKey,
     sealKey,
@@ -159,4 +166,14 @@ export function requireSealKey(config: KeysmithConfig): SealKeyConfig {
   if (!config.sealKey)
     throw new ConfigError('KEYSMITH_SEAL_KMS_KEY_ARN (in AWS) or KEYSMITH_LOCAL_SEAL_KEY_FILE (locally) is required');
   return config.sealKey;
+}
+
+/** The variable that names each table, set by the stack. */
+export const TABLE_VARIABLES: Record<keyof TableNames, string> = { main: 'KEYSMITH_MAIN_TABLE', audit: 'KEYSMITH_AUDIT_TABLE' };
+
+/** The name of a table a function uses; fails at cold start when it is not configured (on Lambda, no default). */
+export function requireTable(config: KeysmithConfig, role: keyof TableNames): string {
+  const name = config.tables[role];
+  if (!name) throw new ConfigError(`${TABLE_VARIABLES[role]} is required on Lambda (the stack sets it)`);
+  return name;
 }

@@ -8,7 +8,7 @@ import { KMS, KMSClient } from '@aws-sdk/client-kms';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from './audit.ts';
 import { Authorizer } from './authorizer.ts';
-import { ConfigError, type KeysmithConfig, requireAuditKey, requireSealKey } from './config.ts';
+import { ConfigError, type KeysmithConfig, requireAuditKey, requireSealKey, requireTable } from './config.ts';
 import { createDocumentClient } from './dynamodb.ts';
 import { logger } from './logger.ts';
 import { KmsSealKey, LocalSealKey, type SealKey } from './seal.ts';
@@ -53,7 +53,7 @@ export function createSealKey(config: KeysmithConfig, kmsClient: KMSClient = new
 export function createStore(config: KeysmithConfig, options: WiringOptions = {}): ClientStore {
   return new ClientStore({
     documentClient: options.documentClient ?? createDocumentClient(),
-    tableName: config.tables.main,
+    tableName: requireTable(config, 'main'),
     sealKey: createSealKey(config, options.kmsClient),
     onTamper: options.onTamper ?? logTamper,
   });
@@ -68,7 +68,7 @@ export function createAuditLog(config: KeysmithConfig, options: WiringOptions = 
       : localKeyring(readLocalKey(auditKey.wrappingKeyFile));
   return new AuditLog({
     documentClient: options.documentClient ?? createDocumentClient(),
-    tableName: config.tables.audit,
+    tableName: requireTable(config, 'audit'),
     cipher: createAuditCipher({ keyring }),
     onTamper: options.onTamper ?? logTamper,
     ...(config.auditRetentionDays ? { retentionDays: config.auditRetentionDays } : {}),

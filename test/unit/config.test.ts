@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadLocalConfig, requireAuditKey } from '#shared/config.ts';
+import { ConfigError, loadConfig, loadLocalConfig, requireAuditKey, requireTable } from '#shared/config.ts';
 
 describe('configuration', () => {
   it('has the contract’s defaults', () => {
@@ -49,5 +49,14 @@ describe('configuration', () => {
     expect(() => loadLocalConfig({ KEYSMITH_ADMIN_TENANT: 'Bad.Tenant' })).toThrow('KEYSMITH_ADMIN_TENANT');
     expect(() => loadLocalConfig({ KEYSMITH_HOST: 'a b' })).toThrow('KEYSMITH_HOST');
     expect(() => requireAuditKey(loadConfig({}))).toThrow('KEYSMITH_AUDIT_KMS_KEY_ARN');
+  });
+
+  it('on Lambda, has no laptop defaults: the issuer base and each table used must be set', () => {
+    const lambda = { AWS_LAMBDA_FUNCTION_NAME: 'keysmith-authorizer' };
+    expect(() => loadConfig(lambda)).toThrow('KEYSMITH_ISSUER_BASE is required on Lambda');
+    const config = loadConfig({ ...lambda, KEYSMITH_ISSUER_BASE: 'https://keys.example.com', KEYSMITH_MAIN_TABLE: 'main-t' });
+    expect(requireTable(config, 'main')).toBe('main-t');
+    expect(() => requireTable(config, 'audit')).toThrow('KEYSMITH_AUDIT_TABLE is required on Lambda');
+    expect(requireTable(loadConfig({}), 'audit')).toBe('keysmith-audit');
   });
 });
