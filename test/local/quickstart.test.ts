@@ -38,7 +38,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  if (keysmith.child.exitCode === null) keysmith.child.kill('SIGKILL');
+  keysmith.kill();
   rmSync(cwd, { recursive: true, force: true });
 });
 

@@ -95,7 +95,7 @@ describe('@keysmith/sdk installed from its tarball', () => {
   }, 120_000);
 
   afterAll(() => {
-    if (keysmith?.child.exitCode === null) keysmith.child.kill('SIGKILL');
+    keysmith?.kill();
   });
 
   it('depends on jose alone (npm ls --all --omit=dev)', async () => {

@@ -21,6 +21,11 @@ export interface RunningKeysmith {
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
   exited: Promise<number | null>;
+  /**
+   * Kills it at once with everything it started (tsx's node and DynamoDB Local's java): it runs in a process group
+   * of its own, and a SIGKILL of tsx alone would leave them running after the tests.
+   */
+  kill(): void;
 }
 
 /** Starts `npm start`'s local stack in `cwd` on `port`. */
@@ -29,6 +34,7 @@ export function startKeysmith(cwd: string, port: number): RunningKeysmith {
     cwd,
     env: userEnv({ PORT: String(port) }),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -38,7 +44,14 @@ export function startKeysmith(cwd: string, port: number): RunningKeysmith {
     output += chunk.toString();
   });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  return { child, output: () => output, exited };
+  const kill = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+  };
+  return { child, output: () => output, exited, kill };
 }
 
 /** Waits for the "Keysmith is running" line; fails with the output if it exits or takes too long. */
