@@ -2,7 +2,7 @@
  * Finding which deployment and key the API commands use (options, then environment, then `.keysmith/local.json`),
  * and the SDK's {@link KeysmithAdmin} that calls that deployment's HTTP API (contract §5) with them.
  */
-import { KeysmithAdmin } from '#sdk/admin.ts';
+import { isLoopbackHost, KeysmithAdmin } from '#sdk/admin.ts';
 import { type OptionSpecs, type OptionValues, stringOption } from './command.ts';
 import { type Context, readUserFile, UsageError } from './context.ts';
 
@@ -52,6 +52,8 @@ function checkUrl(option: string, url: string): string {
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new UsageError(`${option} must be an http(s) URL`);
   if (parsed.search || parsed.hash) throw new UsageError(`${option} must not have a query or fragment`);
+  // Credentials in the URL would be echoed by every error that names it.
+  if (parsed.username || parsed.password) throw new UsageError(`${option} must not hold a user name or password`);
   return trimBase(url);
 }
 
@@ -65,6 +67,13 @@ export function connect(values: OptionValues, ctx: Context, keyEnv: string[] = [
   if (!baseUrlRaw)
     throw new UsageError('--base-url is required (or KEYSMITH_BASE_URL; locally `npm start` writes .keysmith/local.json)');
   const baseUrl = checkUrl('--base-url', baseUrlRaw);
+  // Every call carries an admin's token: plain http only where it cannot cross a network, unless asked for.
+  const allowInsecureHttp = ctx.env.KEYSMITH_ALLOW_INSECURE_HTTP === '1';
+  const { protocol, hostname } = new URL(baseUrl);
+  if (protocol === 'http:' && !isLoopbackHost(hostname) && !allowInsecureHttp)
+    throw new UsageError(
+      '--base-url is plain http on a host other than loopback: use https, or set KEYSMITH_ALLOW_INSECURE_HTTP=1 if the network between is yours',
+    );
   // local.json's key, issuer and audience belong to the local stack: never send them anywhere else.
   const local = saved.baseUrl && trimBase(saved.baseUrl) === baseUrl ? saved : {};
   const keyFile = stringOption(values, 'access-key-file');
@@ -78,7 +87,7 @@ export function connect(values: OptionValues, ctx: Context, keyEnv: string[] = [
   );
   const localAudience = local.issuerBase && trimBase(local.issuerBase) === issuerBase ? local.audiences?.[0] : undefined;
   const audience = stringOption(values, 'audience') ?? ctx.env.KEYSMITH_AUDIENCE ?? localAudience ?? issuerBase;
-  return new KeysmithAdmin({ baseUrl, accessKey, issuerBase, audience, fetch: ctx.fetch });
+  return new KeysmithAdmin({ baseUrl, accessKey, issuerBase, audience, fetch: ctx.fetch, allowInsecureHttp });
 }
 
 /** The tenant a management command acts on: --tenant, else KEYSMITH_TENANT, else the access key's own tenant. */

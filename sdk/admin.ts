@@ -30,6 +30,12 @@ export interface KeysmithAdminConnection {
   fetch?: typeof fetch;
   /** How long one request may take, body included, in ms. @default 30000 */
   timeoutMs?: number;
+  /**
+   * Allow a plain `http:` baseUrl on a host other than loopback (`localhost`, `127.0.0.0/8`, `::1`). Off, because
+   * every call carries an admin's token, which anyone on the path could then replay until it expires.
+   * @default false
+   */
+  allowInsecureHttp?: boolean;
 }
 
 /** Sign tokens with an access key. */
@@ -59,6 +65,13 @@ export type KeysmithAdminOptions = KeysmithAdminConnection & (KeysmithAdminAcces
 
 /** The default of {@link KeysmithAdminConnection.timeoutMs}. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** The most of one answer that is read; a longer one is an `invalid_response` (a page of 100 items is far less). */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/** A loopback host, where plain http never crosses a network. */
+export const isLoopbackHost = (hostname: string): boolean =>
+  hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 
 interface Call {
   query?: Record<string, string | undefined>;
@@ -92,24 +105,25 @@ function instant(value: Date | string | undefined, name: string): string | undef
 }
 
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const CREATE_KEY_MEMBERS: ReadonlySet<string> = new Set(['algorithm', 'expiresAt', 'publicKey']);
 
 const pageQuery = ({ limit, cursor }: PageOptions = {}) => ({
   limit: limit === undefined ? undefined : String(limit),
   cursor,
 });
 
-/** Yields every item of every page, following `nextCursor` from `cursor` on. */
+/**
+ * Yields every item of every page, following `nextCursor` from `cursor` on. A cursor seen before (a server that goes
+ * round in a circle) stops it with an `invalid_response`, rather than looping for ever.
+ */
 async function* follow<T>(list: (cursor: string | undefined) => Promise<Page<T>>, cursor: string | undefined) {
+  const seen = new Set<string>();
   do {
+    if (cursor !== undefined) seen.add(cursor);
     const page = await list(cursor);
     yield* page.items;
-    if (page.nextCursor !== undefined && page.nextCursor === cursor)
-      throw new KeysmithApiError({
-        status: 200,
-        code: 'invalid_response',
-        title: 'Invalid response',
-        detail: 'The API returned the same cursor again; stopped following it.',
-      });
+    if (page.nextCursor !== undefined && seen.has(page.nextCursor))
+      throw invalidResponse(200, 'The API returned a cursor it had returned before; stopped following it.');
     cursor = page.nextCursor;
   } while (cursor);
 }
@@ -157,6 +171,12 @@ export class KeysmithAdmin {
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('baseUrl must be an http(s) URL');
     if (url.search || url.hash) throw new TypeError('baseUrl must not have a query or fragment');
+    // Credentials in the URL would be repeated by every error that names it (and fetch refuses them anyway).
+    if (url.username || url.password) throw new TypeError('baseUrl must not hold a user name or password');
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && options.allowInsecureHttp !== true)
+      throw new TypeError(
+        'baseUrl is plain http on a host other than loopback: use https (admin tokens would cross the network in clear), or set allowInsecureHttp',
+      );
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new RangeError('timeoutMs must be a positive number');
     this.#timeoutMs = timeoutMs;
@@ -219,12 +239,24 @@ export class KeysmithAdmin {
    * registers `input.publicKey`. At most 5 active keys per client (409 `key_limit_reached`).
    */
   async createKey(tenantId: string, clientId: string, input: CreateKeyInput = {}): Promise<CreatedAccessKey> {
-    const { expiresAt, publicKey } = input;
-    // A private key must never leave the caller, not even to be refused by the API.
-    if (publicKey !== undefined && !isObject(publicKey)) throw new TypeError('publicKey must be a public JWK object');
-    if (publicKey && PRIVATE_JWK_MEMBERS.some((member) => member in publicKey))
+    if (!isObject(input as unknown)) throw new TypeError('input must be an object');
+    // A private key must never leave the caller, not even to be refused by the API: the body is built from the known
+    // members only, and the JWK is checked as it would be sent (JSON), not as the object it is.
+    const unknown = Object.keys(input).filter((member) => !CREATE_KEY_MEMBERS.has(member));
+    if (unknown.length > 0)
+      throw new TypeError(
+        `createKey takes algorithm, expiresAt and publicKey only; refused before sending: ${unknown.join(', ')}`,
+      );
+    const { algorithm, expiresAt, publicKey } = input;
+    const jwk: unknown = publicKey === undefined ? undefined : JSON.parse(JSON.stringify(publicKey) ?? 'null');
+    if (publicKey !== undefined && !isObject(jwk)) throw new TypeError('publicKey must be a public JWK object');
+    if (isObject(jwk) && PRIVATE_JWK_MEMBERS.some((member) => member in jwk))
       throw new TypeError('publicKey holds private key material: export and send the public key only');
-    const body = { ...input, ...(expiresAt !== undefined ? { expiresAt: instant(expiresAt, 'expiresAt') } : {}) };
+    const body = {
+      ...(algorithm !== undefined ? { algorithm } : {}),
+      ...(expiresAt !== undefined ? { expiresAt: instant(expiresAt, 'expiresAt') } : {}),
+      ...(jwk !== undefined ? { publicKey: jwk } : {}),
+    };
     return this.#call('POST', this.#keysPath(tenantId, clientId), { body });
   }
 
@@ -312,8 +344,11 @@ export class KeysmithAdmin {
     const authorization = auth ? await this.#tokens.authorizationHeader() : undefined;
     if (authorization) headers.authorization = authorization;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    // Every text that comes back goes into errors: a token echoed by anything on the way is cut out of it.
-    const scrub = (value: string) => (authorization ? value.split(authorization.slice(7)).join('[redacted]') : value);
+    // Every text that comes back goes into errors: a token echoed by anything on the way is cut out of it, and so is
+    // its signature alone (an echo cut short, or the token with its dots escaped).
+    const token = authorization?.slice('Bearer '.length);
+    const secrets = token ? [token, token.slice(token.lastIndexOf('.') + 1)].filter((part) => part.length >= 16) : [];
+    const scrub = (value: string) => secrets.reduce((cleaned, secret) => cleaned.split(secret).join('[redacted]'), value);
     let response: Response;
     let answer: string;
     try {
@@ -325,8 +360,9 @@ export class KeysmithAdmin {
         redirect: 'manual',
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
-      answer = await response.text();
+      answer = await readCapped(response);
     } catch (error) {
+      if (error instanceof KeysmithApiError) throw error;
       throw this.#connectionError(error, scrub);
     }
     if (response.status === 401 && authorization) this.#tokens.invalidate();
@@ -337,7 +373,7 @@ export class KeysmithAdmin {
         `${method} ${path} answered with a redirect${location ? ` to ${scrub(location)}` : ''}; tokens are sent to baseUrl only, so set baseUrl to the API's own URL.`,
       );
     }
-    if (!response.ok) throw problemError(response, scrub(answer), `${method} ${path} failed`);
+    if (!response.ok) throw problemError(response, answer, `${method} ${path} failed`, scrub);
     if (expect === 'empty') return undefined as T;
     let parsed: unknown;
     try {
@@ -363,15 +399,47 @@ function invalidResponse(status: number, detail: string): KeysmithApiError {
   return new KeysmithApiError({ status, code: 'invalid_response', title: 'Invalid response', detail });
 }
 
-/** The error of an error answer, from its problem+json as far as there is one. */
-function problemError(response: Response, answer: string, fallbackDetail: string): KeysmithApiError {
+/** The body as text, refusing one longer than {@link MAX_RESPONSE_BYTES} (a hostile endpoint cannot fill memory). */
+async function readCapped(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const decoder = new TextDecoder();
+  let answer = '';
+  let length = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    length += chunk.byteLength;
+    // Leaving the loop cancels the stream.
+    if (length > MAX_RESPONSE_BYTES)
+      throw invalidResponse(response.status, `The answer is longer than ${MAX_RESPONSE_BYTES} bytes; stopped reading it.`);
+    answer += decoder.decode(chunk, { stream: true });
+  }
+  return answer + decoder.decode();
+}
+
+/** `value` with `scrub` applied to every string in it, however deep (object keys included). */
+function scrubbed(value: unknown, scrub: (text: string) => string): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (Array.isArray(value)) return value.map((item) => scrubbed(item, scrub));
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [scrub(key), scrubbed(item, scrub)]));
+  return value;
+}
+
+/**
+ * The error of an error answer, from its problem+json as far as there is one. Everything in it that came from the
+ * answer (body, status text, request id) is scrubbed after parsing, so no escape in the JSON hides a token.
+ */
+function problemError(
+  response: Response,
+  answer: string,
+  fallbackDetail: string,
+  scrub: (text: string) => string,
+): KeysmithApiError {
   let parsed: unknown;
   try {
     parsed = answer ? JSON.parse(answer) : undefined;
   } catch {
     parsed = undefined;
   }
-  const problem = isObject(parsed) ? parsed : {};
+  const problem = (isObject(parsed) ? scrubbed(parsed, scrub) : {}) as Record<string, unknown>;
   const errors: ProblemFieldError[] = Array.isArray(problem.errors)
     ? problem.errors.flatMap((issue: unknown) =>
         isObject(issue) && typeof issue.path === 'string' && typeof issue.message === 'string'
@@ -379,9 +447,11 @@ function problemError(response: Response, answer: string, fallbackDetail: string
           : [],
       )
     : [];
-  const title = text(problem.title) ?? text(response.statusText) ?? `HTTP ${response.status}`;
-  const requestId =
+  const statusText = text(response.statusText);
+  const title = text(problem.title) ?? (statusText ? scrub(statusText) : `HTTP ${response.status}`);
+  const header =
     response.headers.get('x-request-id') ?? response.headers.get('x-amzn-requestid') ?? response.headers.get('apigw-requestid');
+  const requestId = header ? scrub(header) : undefined;
   return new KeysmithApiError({
     status: response.status,
     code: text(problem.code) ?? 'http_error',

@@ -390,6 +390,21 @@ describe('keysmith (in-process)', () => {
     }
   });
 
+  it('refuses a base URL with credentials (never echoing them) and plain http off loopback', async () => {
+    const withPassword = await cli(
+      ['whoami', '--base-url', 'https://admin:hunter2-password@127.0.0.1:1', '--access-key', app.adminAccessKey],
+      { bare: true },
+    );
+    expect(withPassword.code).toBe(2);
+    expect(withPassword.stderr).toContain('must not hold a user name or password');
+    expect(withPassword.stderr).not.toContain('hunter2');
+    const clear = await cli(['whoami', '--base-url', 'http://keys.example.test', '--access-key', app.adminAccessKey], {
+      bare: true,
+    });
+    expect(clear.code).toBe(2);
+    expect(clear.stderr).toContain('KEYSMITH_ALLOW_INSECURE_HTTP=1');
+  });
+
   it('never echoes a malformed access key', async () => {
     const truncated = app.adminAccessKey.slice(0, -30);
     const result = await cli(['clients', 'list', '--base-url', app.baseUrl, '--access-key', truncated], { bare: true });

@@ -20,7 +20,7 @@ const EVIL =
 /** Short enough that the CLI's redaction of long arguments leaves it alone (under 40 characters). */
 const ARG_EVIL = 'x\u001b[2J\u009b1m\u202ey\nz';
 
-const BASE_URL = 'http://keysmith.invalid';
+const BASE_URL = 'https://keysmith.invalid';
 const TENANT = 'acme';
 const CLIENT_ID = `sc_${'A'.repeat(22)}`;
 const MISSING_ID = `sc_${'B'.repeat(22)}`;

@@ -448,37 +448,26 @@ describe('the KMS stand-in', () => {
 });
 
 describe('what must fail', () => {
-  it.each(['KEYSMITH_MAIN_TABLE', 'KEYSMITH_AUDIT_TABLE', 'KEYSMITH_ISSUER_BASE'])(
-    'a function whose template no longer sets %s fails at cold start (no laptop default on Lambda)',
-    async (variable) => {
-      const users = deployed.functions().filter((fn) => fn.environment[variable] !== undefined);
-      expect(users.length).toBeGreaterThan(0);
-      await Promise.all(
-        users.map(async (fn) => {
-          const { [variable]: _dropped, ...variables } = fn.environment;
-          await expect(LambdaContainer.start(fn, lambdaEnvironment(fn, variables))).rejects.toThrow(
-            `ConfigError: ${variable} is required on Lambda (the stack sets it)`,
-          );
-        }),
-      );
-    },
-  );
-
-  it.each(['KEYSMITH_SEAL_KMS_KEY_ARN', 'KEYSMITH_AUDIT_KMS_KEY_ARN'])(
-    'a function whose template no longer sets %s fails at cold start',
-    async (variable) => {
-      const users = deployed.functions().filter((fn) => fn.environment[variable] !== undefined);
-      expect(users.length).toBeGreaterThan(0);
-      await Promise.all(
-        users.map(async (fn) => {
-          const { [variable]: _dropped, ...variables } = fn.environment;
-          await expect(LambdaContainer.start(fn, lambdaEnvironment(fn, variables))).rejects.toThrow(
-            new RegExp(`ConfigError: ${variable} \\(in AWS\\) or KEYSMITH_LOCAL_\\w+ \\(locally\\) is required`),
-          );
-        }),
-      );
-    },
-  );
+  // Each variable the template sets, dropped in turn, and the cold-start error it must give.
+  const lambdaOnly = (variable: string) => `ConfigError: ${variable} is required on Lambda (the stack sets it)`;
+  const keyOrFile = (variable: string) =>
+    new RegExp(`ConfigError: ${variable} \\(in AWS\\) or KEYSMITH_LOCAL_\\w+ \\(locally\\) is required`);
+  it.each([
+    ['KEYSMITH_MAIN_TABLE', lambdaOnly],
+    ['KEYSMITH_AUDIT_TABLE', lambdaOnly],
+    ['KEYSMITH_ISSUER_BASE', lambdaOnly],
+    ['KEYSMITH_SEAL_KMS_KEY_ARN', keyOrFile],
+    ['KEYSMITH_AUDIT_KMS_KEY_ARN', keyOrFile],
+  ])('a function whose template no longer sets %s fails at cold start (no laptop default on Lambda)', async (variable, error) => {
+    const users = deployed.functions().filter((fn) => fn.environment[variable] !== undefined);
+    expect(users.length).toBeGreaterThan(0);
+    await Promise.all(
+      users.map(async (fn) => {
+        const { [variable]: _dropped, ...variables } = fn.environment;
+        await expect(LambdaContainer.start(fn, lambdaEnvironment(fn, variables))).rejects.toThrow(error(variable));
+      }),
+    );
+  });
 
   it("a route the template lacks fails the walk's method lookup", async () => {
     const whoami = deployed.findMethod('GET', '/v1/whoami');

@@ -358,4 +358,81 @@ describe('KeysmithAdmin', () => {
     expect(() => new KeysmithAdmin({ baseUrl: 'keys.example.test', accessKey: app.adminAccessKey })).toThrow(TypeError);
     expect(() => new KeysmithAdmin({ baseUrl: app.baseUrl, accessKey: app.adminAccessKey, timeoutMs: 0 })).toThrow(RangeError);
   });
+
+  it('holds against a hostile or broken endpoint: cursor cycles, huge answers, echoed tokens (security review)', async () => {
+    // A server that goes A → B → A would otherwise be followed for ever.
+    let calls = 0;
+    const cycling = answering(() => {
+      calls += 1;
+      return Response.json({ items: [{ n: calls }], nextCursor: calls % 2 === 1 ? 'A' : 'B' });
+    });
+    const circle = new KeysmithAdmin({ baseUrl: app.baseUrl, accessKey: app.adminAccessKey, fetch: cycling.fetch });
+    const seen: unknown[] = [];
+    const stopped = await failure(async () => {
+      for await (const client of circle.iterateClients('acme')) seen.push(client);
+    });
+    expect(stopped).toMatchObject({ code: 'invalid_response', detail: expect.stringContaining('returned before') });
+    expect(seen).toHaveLength(3);
+
+    // An answer past 4 MiB is not read to the end.
+    const huge = answering(() => new Response('x'.repeat(5 * 1024 * 1024), { status: 200 }));
+    const flooded = new KeysmithAdmin({ baseUrl: app.baseUrl, accessKey: app.adminAccessKey, fetch: huge.fetch });
+    expect(await failure(() => flooded.health())).toMatchObject({
+      code: 'invalid_response',
+      detail: expect.stringContaining('longer'),
+    });
+
+    // A token echoed in the status text, the request id, or the body with JSON escapes is scrubbed all the same.
+    const echo = answering((init) => {
+      const token = (new Headers(init?.headers).get('authorization') as string).slice(7);
+      const escaped = token.replaceAll('e', '\\u0065');
+      return new Response(`{"title":"${escaped}","errors":[{"path":"x","message":"${escaped}"}],"extra":{"deep":"${token}"}}`, {
+        status: 502,
+        statusText: `saw ${token}`,
+        headers: { 'x-request-id': `id-${token}` },
+      });
+    });
+    const provider = new TokenProvider({ accessKey: app.adminAccessKey, issuerBase: ISSUER_BASE, audience: AUDIENCE });
+    const token = await provider.getToken();
+    const echoed = await failure(() =>
+      new KeysmithAdmin({ baseUrl: app.baseUrl, tokenProvider: provider, fetch: echo.fetch }).whoami(),
+    );
+    const signature = token.split('.')[2] as string;
+    const shown = `${String(echoed)} ${JSON.stringify(echoed)} ${inspect(echoed, { depth: 9 })}`;
+    expect(shown).not.toContain(signature);
+    expect(echoed).toMatchObject({ title: '[redacted]', requestId: 'id-[redacted]' });
+    const statusOnly = answering((init) => {
+      const sent = (new Headers(init?.headers).get('authorization') as string).slice(7);
+      return new Response(null, { status: 502, statusText: `saw ${sent}` });
+    });
+    const fromStatus = await failure(() =>
+      new KeysmithAdmin({ baseUrl: app.baseUrl, tokenProvider: provider, fetch: statusOnly.fetch }).whoami(),
+    );
+    expect(fromStatus).toMatchObject({ title: 'saw [redacted]' });
+
+    // Nothing but the three known members leaves createKey, and a JWK is checked as it would be sent.
+    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
+    const privateJwk = await exportJWK(privateKey);
+    const publicJwk = await exportJWK(publicKey);
+    const offline = answering(() => new Response(null, { status: 500 }));
+    const careful = new KeysmithAdmin({ baseUrl: app.baseUrl, accessKey: app.adminAccessKey, fetch: offline.fetch });
+    for (const input of [
+      { publicKey: publicJwk, privateKey: privateJwk },
+      { jwk: privateJwk },
+      { publicKey: { ...publicJwk, toJSON: () => privateJwk } },
+    ])
+      expect(await failure(() => careful.createKey('acme', 'sc_x', input as never))).toBeInstanceOf(TypeError);
+    expect(offline.requests).toHaveLength(0);
+
+    // No credentials in the URL (every error would repeat them); plain http only on loopback unless asked for.
+    expect(() => new KeysmithAdmin({ baseUrl: 'https://admin:pw@keys.example.test', accessKey: app.adminAccessKey })).toThrow(
+      'must not hold a user name or password',
+    );
+    expect(() => new KeysmithAdmin({ baseUrl: 'http://keys.example.test', accessKey: app.adminAccessKey })).toThrow('plain http');
+    for (const baseUrl of ['http://localhost:3000', 'http://127.0.0.1:3000', 'http://[::1]:3000'])
+      expect(new KeysmithAdmin({ baseUrl, accessKey: app.adminAccessKey }).baseUrl).toBe(baseUrl);
+    expect(
+      new KeysmithAdmin({ baseUrl: 'http://keys.internal', accessKey: app.adminAccessKey, allowInsecureHttp: true }).baseUrl,
+    ).toBe('http://keys.internal');
+  });
 });
