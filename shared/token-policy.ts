@@ -65,7 +65,15 @@ export interface DecodedToken {
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const ALLOWED_TYP = new Set(['JWT', 'at+jwt']);
-const ALGORITHM_SET: ReadonlySet<string> = new Set(ALGORITHMS);
+/**
+ * The JWS `alg` names a client token may carry, and the key algorithm each one means (contract §3): an Ed25519 key
+ * signs as `EdDSA` or as its RFC 9864 fully-specified name `Ed25519` (what jose 6 and openid-client 6 write). The
+ * token's name only has to match the stored key's algorithm; it never chooses how to verify.
+ */
+const JWS_ALGORITHMS: ReadonlyMap<string, Algorithm> = new Map<string, Algorithm>([
+  ...ALGORITHMS.map((algorithm): [string, Algorithm] => [algorithm, algorithm]),
+  ['Ed25519', 'EdDSA'],
+]);
 
 function reject(reason: DenyReason): never {
   throw new TokenRejectedError(reason);
@@ -156,14 +164,14 @@ const headerCache = new Map<string, CheckedHeader>();
 /** Checks a header segment (a pure function of it, so its result can be memoized). */
 function checkHeader(headerSegment: string): CheckedHeader {
   const header = decodeJsonObject(headerSegment);
-  const alg = header.alg;
-  if (typeof alg !== 'string' || !ALGORITHM_SET.has(alg)) reject('unsupported_alg');
+  const algorithm = typeof header.alg === 'string' ? JWS_ALGORITHMS.get(header.alg) : undefined;
+  if (algorithm === undefined) reject('unsupported_alg');
   if (header.typ !== undefined && (typeof header.typ !== 'string' || !ALLOWED_TYP.has(header.typ))) reject('unsupported_typ');
   if (header.crit !== undefined) reject('crit_not_supported');
   if (header.b64 !== undefined) reject('crit_not_supported');
   const kid = header.kid;
   if (typeof kid !== 'string' || !KEY_ID.test(kid)) reject('missing_kid');
-  return { algorithm: alg as Algorithm, keyId: kid };
+  return { algorithm, keyId: kid };
 }
 
 /** Verifies the JWS signature with the key's own algorithm (the token's `alg` has already been matched to it). */

@@ -150,6 +150,25 @@ describe('algorithms (RFC 8725 §2.1, §3.1)', () => {
     }
   });
 
+  it('accepts Ed25519 (RFC 9864) as the name of an Ed25519 key’s algorithm, and for no other key', async () => {
+    const edKey = alice.keys.get(aliceEd)!.privateKey;
+    await expectAllowed(signJws({ alg: 'Ed25519', kid: aliceEd, typ: 'JWT' }, baseClaims(alice), edKey, 'EdDSA'));
+    // The name does not choose the verification: on an RSA or P-256 key it is a mismatch.
+    await expectRefused(
+      signJws({ alg: 'Ed25519', kid: aliceRs }, baseClaims(alice), attacker.ed.privateKey, 'EdDSA'),
+      'algorithm_mismatch',
+    );
+    await expectRefused(
+      signJws({ alg: 'Ed25519', kid: aliceEs }, baseClaims(alice), attacker.ed.privateKey, 'EdDSA'),
+      'algorithm_mismatch',
+    );
+    // And an Ed25519 signature by another key under the right kid fails as any other.
+    await expectRefused(
+      signJws({ alg: 'Ed25519', kid: aliceEd }, baseClaims(alice), attacker.ed.privateKey, 'EdDSA'),
+      'invalid_signature',
+    );
+  });
+
   it('refuses an alg other than the key’s, even when signed correctly for that alg', async () => {
     // EdDSA key, token claims ES256 (signed by the attacker's P-256 key) and RS256.
     await expectRefused(signJws({ alg: 'ES256', kid: aliceEd }, baseClaims(alice), attacker.es.privateKey), 'algorithm_mismatch');
@@ -158,7 +177,7 @@ describe('algorithms (RFC 8725 §2.1, §3.1)', () => {
     // ES256 key, token claims EdDSA signed by the attacker.
     await expectRefused(signJws({ alg: 'EdDSA', kid: aliceEs }, baseClaims(alice), attacker.ed.privateKey), 'algorithm_mismatch');
     // Real key, but an algorithm Keysmith never accepts.
-    for (const alg of ['PS256', 'ES384', 'RS512', 'ES256K', 'Ed25519', 'eddsa']) {
+    for (const alg of ['PS256', 'ES384', 'RS512', 'ES256K', 'Ed448', 'eddsa', 'ed25519']) {
       await expectRefused(
         signJws({ alg, kid: aliceRs }, baseClaims(alice), alice.keys.get(aliceRs)!.privateKey, 'RS256'),
         'unsupported_alg',

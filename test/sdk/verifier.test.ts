@@ -158,6 +158,27 @@ describe('an SDK token, end to end', () => {
     }
   });
 
+  it('accepts a token jose signs under the RFC 9864 name Ed25519, in the SDK verifier and the authorizer', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    const key = await app.createKey(tenant, client.clientId);
+    const { privateKey } = parseAccessKey(key.accessKey);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'Ed25519', kid: key.keyId, typ: 'JWT' })
+      .setIssuer(`${ISSUER_BASE}/v1/clients/${client.clientId}`)
+      .setSubject(client.clientId)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    expect(JSON.parse(Buffer.from(token.split('.')[0] as string, 'base64url').toString()).alg).toBe('Ed25519');
+    const verifier = new ClientTokenVerifier({ issuerBase: ISSUER_BASE, audiences: AUDIENCE, fetch: issuerFetch });
+    expect(await verifier.verify(token)).toMatchObject({ clientId: client.clientId, keyId: key.keyId });
+    const whoami = await app.call('GET', '/v1/whoami', { token });
+    expect(whoami.status).toBe(200);
+    expect(whoami.body).toMatchObject({ clientId: client.clientId, keyId: key.keyId });
+  });
+
   it('keeps at most maxCachedClients clients', async () => {
     const tenant = newTenant();
     const a = await app.clientWithToken(tenant);
