@@ -15,6 +15,7 @@
  */
 import { hash, type KeyObject } from 'node:crypto';
 import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
+import { AccessTokenVerifier, type IssuerKey, looksLikeAccessToken } from './access-token.ts';
 import { accessDenied } from './errors.ts';
 import type { Algorithm, CallerIdentity, ClientWithKeys } from './model.ts';
 import {
@@ -71,6 +72,13 @@ export interface AuthorizerOptions {
   directoryTimeoutMs?: number;
   /** The clock, in ms. @default Date.now */
   now?: () => number;
+  /**
+   * The deployment's token-signing public keys (contract §9), loaded once per container: with them the authorizer
+   * also accepts Keysmith access tokens, verified by signature alone (no directory read). Absent: it accepts none.
+   */
+  issuerKeys?: () => Promise<readonly IssuerKey[]>;
+  /** The longest access-token lifetime accepted, in seconds. @default 3600 */
+  maxAccessTokenSeconds?: number;
 }
 
 /** The identity as the authorizer's context carries it (contract §4): all values strings, scopes space-separated. */
@@ -140,6 +148,14 @@ class Lru<K, V> {
 
 const deny = (reason: DenyReason): AuthorizationResult => ({ allow: false, reason });
 
+/** The client entry a cached access token hangs on: never superseded, since no client state allowed it. */
+const ACCESS_TOKEN_ENTRY: ClientEntry = Object.freeze({
+  state: undefined,
+  loadedAt: 0,
+  expiresAt: Number.POSITIVE_INFINITY,
+  superseded: false,
+}) as ClientEntry;
+
 function toState(found: ClientWithKeys): ClientState {
   const keys = new Map<string, CachedKey>();
   for (const k of found.keys) {
@@ -189,6 +205,9 @@ export class Authorizer {
   private readonly unknownClients: Lru<string, ClientEntry>;
   private readonly tokens: Lru<string, TokenEntry>;
   private readonly inFlight = new Map<string, Promise<ClientEntry>>();
+  private readonly issuerKeys: (() => Promise<readonly IssuerKey[]>) | undefined;
+  private issuerKeyMap: Promise<ReadonlyMap<string, KeyObject>> | undefined;
+  private readonly accessTokens: AccessTokenVerifier;
 
   constructor(options: AuthorizerOptions) {
     this.directory = options.directory;
@@ -200,6 +219,13 @@ export class Authorizer {
     this.clients = new Lru(options.maxCachedClients ?? 10_000);
     this.unknownClients = new Lru(options.maxUnknownClients ?? 10_000);
     this.tokens = new Lru(options.maxCachedTokens ?? 10_000);
+    this.issuerKeys = options.issuerKeys;
+    this.accessTokens = new AccessTokenVerifier({
+      issuerBase: options.policy.issuerBase,
+      audiences: options.policy.audiences,
+      clockSkewSeconds: options.policy.clockSkewSeconds,
+      ...(options.maxAccessTokenSeconds ? { maxLifetimeSeconds: options.maxAccessTokenSeconds } : {}),
+    });
   }
 
   /**
@@ -224,6 +250,10 @@ export class Authorizer {
       // Claims that need no key are checked before any read: an expired or misdirected token costs no I/O.
       checkTimeAndAudience(decoded.payload, this.policy, Math.floor(now / 1000));
     } catch (error) {
+      // An access token's kid is a thumbprint, not a keyId: the client-token header check refuses it first, so a
+      // client token never pays for the access-token path.
+      if (error instanceof TokenRejectedError && error.reason === 'missing_kid' && looksLikeAccessToken(token))
+        return this.authorizeAccessToken(token, tokenKey);
       if (error instanceof TokenRejectedError) return deny(error.reason);
       throw error;
     }
@@ -270,6 +300,37 @@ export class Authorizer {
     const validUntil = Math.min((exp + this.policy.clockSkewSeconds) * 1000, key.expiresAtMs, entry.expiresAt);
     if (validUntil > now) this.tokens.set(tokenKey, { result, entry, validUntil });
     return result;
+  }
+
+  /** An access token: its signature against the issuer's keys and its claims; no directory read. */
+  private async authorizeAccessToken(token: string, tokenKey: string): Promise<AuthorizationResult> {
+    if (!this.issuerKeys) return deny('unknown_key');
+    const keys = await this.loadIssuerKeys();
+    const now = this.now();
+    let verified: ReturnType<AccessTokenVerifier['verify']>;
+    try {
+      verified = this.accessTokens.verify(token, keys, Math.floor(now / 1000));
+    } catch (error) {
+      if (error instanceof TokenRejectedError) return deny(error.reason);
+      throw error;
+    }
+    const result: AuthorizationResult = Object.freeze({ allow: true, identity: verified.identity });
+    // Never revoked before it expires (contract §9), so it is good until then; a client state never supersedes it.
+    const validUntil = (verified.expiresAt + this.policy.clockSkewSeconds) * 1000;
+    if (validUntil > now) this.tokens.set(tokenKey, { result, entry: ACCESS_TOKEN_ENTRY, validUntil });
+    return result;
+  }
+
+  /** The issuer's keys by kid, read once; a failed read is not kept (the next token tries again) and fails closed. */
+  private loadIssuerKeys(): Promise<ReadonlyMap<string, KeyObject>> {
+    this.issuerKeyMap ??= (async () => {
+      const keys = await (this.issuerKeys as () => Promise<readonly IssuerKey[]>)();
+      return new Map(keys.map((key) => [key.kid, key.publicKey]));
+    })().catch((error: unknown) => {
+      this.issuerKeyMap = undefined;
+      throw unavailable(error);
+    });
+    return this.issuerKeyMap;
   }
 
   private cachedEntry(clientId: string, now: number): ClientEntry | undefined {

@@ -31,7 +31,18 @@ export interface KeysmithConfig {
   sealKey: SealKeyConfig | undefined;
   /** Days after which audit records expire through DynamoDB TTL; undefined keeps them forever. */
   auditRetentionDays: number | undefined;
+  /**
+   * The keys of Keysmith's access tokens (contract §9): the one that signs and the others the JWKS publishes (the
+   * next one before it signs, the retiring one until its last token expires). Undefined: no access tokens.
+   */
+  tokenSigning: TokenSigningConfig | undefined;
+  /** Lifetime of an access token, in seconds (60–3600): also their revocation bound. */
+  accessTokenSeconds: number;
 }
+
+export type TokenSigningConfig =
+  | { kind: 'kms'; keyArn: string; publishedKeyArns: string[] }
+  | { kind: 'local'; keyFile: string; publishedKeyFiles: string[] };
 
 /**
  * The table of each role. Off Lambda each has a default (`keysmith-main`, `keysmith-audit`); on Lambda there is none,
@@ -137,6 +148,26 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
   if (sealKeyArn) sealKey = { kind: 'kms', keyArn: sealKeyArn };
   else if (sealKeyFile) sealKey = { kind: 'local', keyFile: sealKeyFile };
 
+  const list = (raw: string | undefined) =>
+    (raw ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0);
+  const signingKeyArn = env.KEYSMITH_TOKEN_SIGNING_KEY_ARN;
+  const signingKeyFile = env.KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE;
+  let tokenSigning: TokenSigningConfig | undefined;
+  if (signingKeyArn)
+    tokenSigning = { kind: 'kms', keyArn: signingKeyArn, publishedKeyArns: list(env.KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS) };
+  else if (signingKeyFile)
+    tokenSigning = {
+      kind: 'local',
+      keyFile: signingKeyFile,
+      publishedKeyFiles: list(env.KEYSMITH_LOCAL_TOKEN_PUBLISHED_KEY_FILES),
+    };
+  const accessTokenSeconds = positiveInteger(env, 'KEYSMITH_ACCESS_TOKEN_SECONDS', 300);
+  if (accessTokenSeconds < 60 || accessTokenSeconds > 3600)
+    throw new ConfigError(`KEYSMITH_ACCESS_TOKEN_SECONDS must be from 60 to 3600, got ${accessTokenSeconds}`);
+
   const retention = env.KEYSMITH_AUDIT_RETENTION_DAYS;
   return {
     issuerBase,
@@ -151,6 +182,8 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     auditKey,
     sealKey,
     auditRetentionDays: retention ? positiveInteger(env, 'KEYSMITH_AUDIT_RETENTION_DAYS', 0) : undefined,
+    tokenSigning,
+    accessTokenSeconds,
   };
 }
 

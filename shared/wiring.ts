@@ -1,11 +1,12 @@
 /**
  * Builds Keysmith's parts from the configuration, in one place. Handlers call these at module scope, so a
  * warm Lambda reuses its AWS clients, data-key cache, verified seals and authorizer caches across invocations.
- * The local stand-ins for KMS (the audit wrapping key, the seal key) are chosen here.
+ * The local stand-ins for KMS (the audit wrapping key, the seal key, the token-signing key) are chosen here.
  */
 import { readFileSync } from 'node:fs';
 import { KMS, KMSClient } from '@aws-sdk/client-kms';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { IssuerKey, TokenSigner } from './access-token.ts';
 import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from './audit.ts';
 import { Authorizer } from './authorizer.ts';
 import { ConfigError, type KeysmithConfig, requireAuditKey, requireSealKey, requireTable } from './config.ts';
@@ -14,6 +15,7 @@ import { logger } from './logger.ts';
 import { KmsSealKey, LocalSealKey, type SealKey } from './seal.ts';
 import { KeysmithService } from './service.ts';
 import { ClientStore, type TamperListener } from './store.ts';
+import { KmsTokenSigner, LocalTokenSigner } from './token-signers.ts';
 
 /** Reads a local 32-byte key (base64 in the file) named by the variable `variable`. */
 export function readLocalKey(file: string, variable = 'KEYSMITH_LOCAL_WRAPPING_KEY_FILE'): Buffer {
@@ -50,6 +52,43 @@ export function createSealKey(config: KeysmithConfig, kmsClient: KMSClient = new
     : new LocalSealKey(readLocalKey(sealKey.keyFile, 'KEYSMITH_LOCAL_SEAL_KEY_FILE'));
 }
 
+/** The token signer and the other published keys (contract §9), or undefined when access tokens are not configured. */
+export function createTokenSigners(
+  config: KeysmithConfig,
+  kmsClient: KMSClient = new KMSClient({}),
+): { signer: TokenSigner; published: TokenSigner[] } | undefined {
+  const signing = config.tokenSigning;
+  if (!signing) return undefined;
+  if (signing.kind === 'kms')
+    return {
+      signer: new KmsTokenSigner(kmsClient, signing.keyArn),
+      published: signing.publishedKeyArns.map((arn) => new KmsTokenSigner(kmsClient, arn)),
+    };
+  const local = (file: string, variable: string) => {
+    let pem: string;
+    try {
+      pem = readFileSync(file, 'utf8');
+    } catch {
+      throw new ConfigError(`${variable}: cannot read ${file}`);
+    }
+    try {
+      return LocalTokenSigner.fromPem(pem);
+    } catch (error) {
+      throw new ConfigError(
+        `${variable}: ${file} must hold an RSA private key of 2048 bits or more in PKCS#8 PEM (${(error as Error).message})`,
+      );
+    }
+  };
+  return {
+    signer: local(signing.keyFile, 'KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE'),
+    published: signing.publishedKeyFiles.map((file) => local(file, 'KEYSMITH_LOCAL_TOKEN_PUBLISHED_KEY_FILES')),
+  };
+}
+
+/** Every published token-signing public key: the signer's first. */
+export const issuerKeysOf = (signers: { signer: TokenSigner; published: TokenSigner[] }) => (): Promise<IssuerKey[]> =>
+  Promise.all([signers.signer, ...signers.published].map((signer) => signer.key()));
+
 export function createStore(config: KeysmithConfig, options: WiringOptions = {}): ClientStore {
   return new ClientStore({
     documentClient: options.documentClient ?? createDocumentClient(),
@@ -85,9 +124,11 @@ export function createManagement(config: KeysmithConfig, options: WiringOptions 
 
 /** The authorizer on the configured table and token rules. */
 export function createAuthorizer(config: KeysmithConfig, options: WiringOptions = {}): Authorizer {
+  const signers = createTokenSigners(config, options.kmsClient);
   return new Authorizer({
     directory: createStore(config, options),
     policy: config,
     revocationSeconds: config.revocationSeconds,
+    ...(signers ? { issuerKeys: issuerKeysOf(signers) } : {}),
   });
 }

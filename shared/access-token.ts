@@ -1,0 +1,233 @@
+/**
+ * Keysmith access tokens (contract §9, RFC 9068): JWTs the deployment itself signs with RS256, under one issuer
+ * (the issuer base) and one JWKS, so any OAuth 2.0 library and API Gateway's native JWT authorizers can verify them.
+ *
+ * Signing goes through a {@link TokenSigner}: a KMS asymmetric key in AWS (the private key never leaves KMS), a
+ * local RSA key file on a laptop. Verification is pure and synchronous, against public keys loaded once; it needs
+ * no DynamoDB read, which is why the access token's lifetime is also its revocation bound.
+ */
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import type { CallerIdentity } from './model.ts';
+import { type DenyReason, MAX_TOKEN_BYTES, TokenRejectedError } from './token-policy.ts';
+
+/** The `typ` of an access token (RFC 9068 §2.1); `application/at+jwt` is the same media type, spelled in full. */
+export const ACCESS_TOKEN_TYPES: ReadonlySet<string> = new Set(['at+jwt', 'application/at+jwt']);
+
+/** Bounds of `KEYSMITH_ACCESS_TOKEN_SECONDS` (contract §9). */
+export const ACCESS_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 } as const;
+
+/** A token-signing public key as the JWKS publishes it. */
+export interface IssuerJwk {
+  kty: 'RSA';
+  n: string;
+  e: string;
+  kid: string;
+  alg: 'RS256';
+  use: 'sig';
+}
+
+/** One key of the issuer: its `kid` (RFC 7638 thumbprint), the public key, and its JWK. */
+export interface IssuerKey {
+  kid: string;
+  publicKey: KeyObject;
+  jwk: IssuerJwk;
+}
+
+/** What signs access tokens: RS256 (RSASSA-PKCS1-v1_5 with SHA-256) over the JWS signing input. */
+export interface TokenSigner {
+  /** The signing key's public half, with its kid. */
+  key(): Promise<IssuerKey>;
+  /** The RS256 signature of `signingInput`. */
+  sign(signingInput: Buffer): Promise<Buffer>;
+}
+
+/**
+ * The issuer key of an RSA public key: its JWK with `kid` the RFC 7638 thumbprint (SHA-256 of the required members
+ * `e`, `kty`, `n` in that order, base64url). Refuses anything but an RSA key of 2048 bits or more with e = 65537.
+ */
+export function issuerKey(publicKey: KeyObject): IssuerKey {
+  if (publicKey.type !== 'public' || publicKey.asymmetricKeyType !== 'rsa')
+    throw new TypeError('a token-signing key must be an RSA public key');
+  const { modulusLength, publicExponent } = publicKey.asymmetricKeyDetails ?? {};
+  if (!modulusLength || modulusLength < 2048 || publicExponent !== 65537n)
+    throw new TypeError('a token-signing key must be RSA with at least 2048 bits and e = 65537');
+  const { n, e } = publicKey.export({ format: 'jwk' }) as { n: string; e: string };
+  const kid = createHash('sha256')
+    .update(JSON.stringify({ e, kty: 'RSA', n }))
+    .digest('base64url');
+  return { kid, publicKey, jwk: { kty: 'RSA', n, e, kid, alg: 'RS256', use: 'sig' } };
+}
+
+/** An issuer key from a DER SubjectPublicKeyInfo (what KMS `GetPublicKey` returns). */
+export const issuerKeyFromSpki = (der: Uint8Array): IssuerKey =>
+  issuerKey(createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' }));
+
+/** The claims of an access token (RFC 9068 §2.2, contract §9). */
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  client_id: string;
+  aud: string;
+  scope: string;
+  tenant_id: string;
+  key_id: string;
+  iat: number;
+  exp: number;
+  jti: string;
+}
+
+const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** Signs an access token with the signer's key: header `{ alg: RS256, typ: at+jwt, kid }`. */
+export async function signAccessToken(signer: TokenSigner, claims: AccessTokenClaims): Promise<string> {
+  const { kid } = await signer.key();
+  const signingInput = `${encode({ alg: 'RS256', typ: 'at+jwt', kid })}.${encode(claims)}`;
+  const signature = await signer.sign(Buffer.from(signingInput));
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+/** What a verified access token says: the caller (contract §4) and the token's own audience and expiry. */
+export interface VerifiedAccessToken {
+  identity: CallerIdentity;
+  audience: string;
+  /** `exp`, in seconds since the epoch. */
+  expiresAt: number;
+  jti: string;
+}
+
+/** Options of {@link AccessTokenVerifier}. */
+export interface AccessTokenVerifierOptions {
+  /** The issuer: `iss` must be exactly this. */
+  issuerBase: string;
+  /** Audiences a token may name (`aud`: one string, or an array holding one of them). */
+  audiences: readonly string[];
+  /** @default 60 */
+  clockSkewSeconds?: number;
+  /** The longest `exp - iat` accepted. @default 3600 (the longest lifetime Keysmith issues) */
+  maxLifetimeSeconds?: number;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+function reject(reason: DenyReason): never {
+  throw new TokenRejectedError(reason);
+}
+
+function segmentJson(segment: string): Record<string, unknown> {
+  if (!BASE64URL.test(segment)) reject('malformed_token');
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    reject('malformed_token');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) reject('malformed_token');
+  return value as Record<string, unknown>;
+}
+
+const isNumericDate = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+/**
+ * Whether a token is one of the issuer's access tokens rather than a client token, by its header alone: its `kid` is
+ * an RFC 7638 thumbprint (43 base64url characters), never a keyId (8–16 base62). Cheap: it decodes only the header.
+ */
+export function looksLikeAccessToken(token: string): boolean {
+  const dot = token.indexOf('.');
+  if (dot <= 0 || dot > 512) return false;
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as { kid?: unknown };
+    return typeof header?.kid === 'string' && THUMBPRINT.test(header.kid);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Verifies access tokens (contract §9): `alg` RS256 exactly, `typ` at+jwt, `kid` one of the issuer's keys, the
+ * signature, `iss` the issuer base, `aud`, the time rules of §3 (60 s skew), and well-formed Keysmith claims.
+ * Everything is checked against the keys passed in; nothing is read from storage.
+ */
+export class AccessTokenVerifier {
+  private readonly issuerBase: string;
+  private readonly audiences: readonly string[];
+  private readonly skew: number;
+  private readonly maxLifetime: number;
+
+  constructor(options: AccessTokenVerifierOptions) {
+    this.issuerBase = options.issuerBase;
+    this.audiences = options.audiences;
+    this.skew = options.clockSkewSeconds ?? 60;
+    this.maxLifetime = options.maxLifetimeSeconds ?? ACCESS_TOKEN_LIFETIME.max;
+  }
+
+  /** Verifies `token` against `keys` (by kid) at `nowSeconds`; throws a {@link TokenRejectedError} with the reason. */
+  verify(token: string, keys: ReadonlyMap<string, KeyObject>, nowSeconds = Math.floor(Date.now() / 1000)): VerifiedAccessToken {
+    if (token.length === 0) reject('missing_token');
+    if (token.length > MAX_TOKEN_BYTES) reject('token_too_large');
+    const parts = token.split('.');
+    if (parts.length !== 3) reject('malformed_token');
+    const [headerSegment, payloadSegment, signatureSegment] = parts as [string, string, string];
+
+    const header = segmentJson(headerSegment);
+    if (header.alg !== 'RS256') reject('unsupported_alg');
+    if (typeof header.typ !== 'string' || !ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase())) reject('unsupported_typ');
+    if (header.crit !== undefined || header.b64 !== undefined) reject('crit_not_supported');
+    if (typeof header.kid !== 'string') reject('missing_kid');
+    const key = keys.get(header.kid);
+    if (!key) reject('unknown_key');
+    if (!BASE64URL.test(signatureSegment)) reject('malformed_token');
+    const signature = Buffer.from(signatureSegment, 'base64url');
+    let valid = false;
+    try {
+      valid = cryptoVerify('sha256', Buffer.from(`${headerSegment}.${payloadSegment}`), key, signature);
+    } catch {
+      valid = false;
+    }
+    if (!valid) reject('invalid_signature');
+
+    const claims = segmentJson(payloadSegment);
+    if (claims.iss !== this.issuerBase) reject('invalid_issuer');
+    const { exp, iat, nbf } = claims;
+    if (exp === undefined || iat === undefined) reject('missing_claim');
+    if (!isNumericDate(exp) || !isNumericDate(iat) || (nbf !== undefined && !isNumericDate(nbf))) reject('invalid_claim');
+    if (exp <= nowSeconds - this.skew) reject('token_expired');
+    if (iat > nowSeconds + this.skew) reject('issued_in_future');
+    if (nbf !== undefined && nbf > nowSeconds + this.skew) reject('token_not_yet_valid');
+    if (exp <= iat) reject('invalid_claim');
+    if (exp - iat > this.maxLifetime) reject('lifetime_too_long');
+    const audience = this.audienceOf(claims.aud);
+
+    const { sub, client_id: clientId, tenant_id: tenantId, key_id: keyId, scope, jti } = claims;
+    if (typeof sub !== 'string' || !CLIENT_ID.test(sub)) reject('invalid_claim');
+    if (clientId !== sub) reject('subject_mismatch');
+    if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) reject('invalid_claim');
+    if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) reject('invalid_claim');
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) reject('invalid_claim');
+    if (typeof scope !== 'string') reject('invalid_claim');
+    const scopes = scope === '' ? [] : scope.split(' ');
+    if (!scopes.every((s) => SCOPE_TOKEN.test(s))) reject('invalid_claim');
+
+    const identity: CallerIdentity = Object.freeze({
+      clientId: sub,
+      tenantId,
+      keyId,
+      scopes: Object.freeze([...new Set(scopes)]) as string[],
+    });
+    return { identity, audience, expiresAt: exp, jti };
+  }
+
+  private audienceOf(aud: unknown): string {
+    if (typeof aud === 'string') {
+      if (!this.audiences.includes(aud)) reject('invalid_audience');
+      return aud;
+    }
+    if (!Array.isArray(aud) || aud.length === 0) reject('invalid_audience');
+    if (!aud.every((a) => typeof a === 'string')) reject('invalid_audience');
+    const allowed = (aud as string[]).find((a) => this.audiences.includes(a));
+    if (allowed === undefined) reject('invalid_audience');
+    return allowed;
+  }
+}
