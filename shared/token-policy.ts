@@ -114,11 +114,17 @@ function decodeJsonObject(segment: string): Record<string, unknown> {
 /** The issuer a client's tokens must carry. */
 export const issuerOf = (issuerBase: string, clientId: string): string => `${issuerBase}/v1/clients/${clientId}`;
 
+/** How {@link decodeClientToken} reads `iss`. */
+export interface DecodeOptions {
+  /** Also accept `iss` = the bare clientId (RFC 7523 §3 assertions at the token endpoint, contract §9). */
+  bareIssuer?: boolean;
+}
+
 /**
  * Checks a token's structure, header and issuer, and says which client and key it claims.
  * Header members `jku`, `x5u`, `jwk` and `x5c` are ignored: keys are only ever found by `kid` in Keysmith's store.
  */
-export function decodeClientToken(token: string, issuerBase: string): DecodedToken {
+export function decodeClientToken(token: string, issuerBase: string, options: DecodeOptions = {}): DecodedToken {
   if (token.length === 0) reject('missing_token');
   if (token.length > MAX_TOKEN_BYTES) reject('token_too_large');
   const firstDot = token.indexOf('.');
@@ -137,8 +143,10 @@ export function decodeClientToken(token: string, issuerBase: string): DecodedTok
   const payload = decodeJsonObject(token.slice(firstDot + 1, secondDot));
   const iss = payload.iss;
   const prefix = `${issuerBase}/v1/clients/`;
-  if (typeof iss !== 'string' || !iss.startsWith(prefix)) reject('invalid_issuer');
-  const clientId = iss.slice(prefix.length);
+  if (typeof iss !== 'string') reject('invalid_issuer');
+  const bare = options.bareIssuer === true && CLIENT_ID.test(iss);
+  if (!bare && !iss.startsWith(prefix)) reject('invalid_issuer');
+  const clientId = bare ? iss : iss.slice(prefix.length);
   if (!CLIENT_ID.test(clientId)) reject('invalid_issuer');
   if (payload.sub !== clientId) reject('subject_mismatch');
 
