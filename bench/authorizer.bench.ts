@@ -6,7 +6,9 @@
  *  3. DynamoDB requests and seal verifications (a KMS VerifyMac each in AWS), counted around a real ClientStore
  *     on DynamoDB Local (started here);
  *  4. bundle size and module load time of the authorizer and of a minimal aws-jwt-verify authorizer (esbuild);
- *  5. time from a key's revocation to the first 401 on a warm handler, against the configured bound.
+ *  5. time from a key's revocation to the first 401 on a warm handler, against the configured bound;
+ *  6. Keysmith access tokens (RS256, contract §9): bare verify, aws-jwt-verify and Keysmith's handler on the same
+ *     tokens, and the DynamoDB reads they cost (none).
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID, sign, verify } from 'node:crypto';
@@ -19,12 +21,14 @@ import { JwtVerifier } from 'aws-jwt-verify';
 import { build } from 'esbuild';
 import { createTables, LOCAL_AWS, localClient, startDynamoDbLocal } from '#local/dynamodb-local.ts';
 import { toPublicJwk } from '#shared/access-key.ts';
+import { type AccessTokenClaims, signAccessToken } from '#shared/access-token.ts';
 import { Authorizer, type KeyDirectory } from '#shared/authorizer.ts';
 import { newClientId, newKeyId, randomBase62 } from '#shared/ids.ts';
 import type { AccessKey, Algorithm, ClientWithKeys, ServiceClient } from '#shared/model.ts';
 import { LocalSealKey, type SealKey } from '#shared/seal.ts';
 import { ClientStore } from '#shared/store.ts';
 import { issuerOf, type TokenPolicy } from '#shared/token-policy.ts';
+import { LocalTokenSigner } from '#shared/token-signers.ts';
 import { LAMBDA_ENTRY_FILE } from '../cdk/lambda-code.ts';
 import { buildLambdas, LAMBDA_NODE_TARGET } from '../scripts/build-lambdas.ts';
 import { generateTestKey } from '../test/authorizer/support.ts';
@@ -459,6 +463,79 @@ async function main(): Promise<void> {
           ['revoke → first 401 (cached token and fresh tokens, a call every ~5 ms)', nf(deniedAfter)],
           ['configured bound', nf(REVOCATION_SECONDS * 1000)],
           ['calls allowed after the revoke', calls - 1],
+        ],
+      );
+    }
+
+    // ---- 6. access tokens ---------------------------------------------------------------------------------------
+    {
+      const signer = new LocalTokenSigner(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+      const issuerKey = await signer.key();
+      const now = Math.floor(Date.now() / 1000);
+      const claims = (jti: string): AccessTokenClaims => ({
+        iss: ISSUER_BASE,
+        sub: 'sc_AAAAAAAAAAAAAAAAAAAAAA',
+        client_id: 'sc_AAAAAAAAAAAAAAAAAAAAAA',
+        aud: AUDIENCE,
+        scope: 'invoices:read',
+        tenant_id: 'acme',
+        key_id: 'k1234567',
+        iat: now,
+        exp: now + 3000,
+        jti,
+      });
+      const tokens = await Promise.all(Array.from({ length: FRESH_TOKENS }, () => signAccessToken(signer, claims(randomUUID()))));
+      let reads = 0;
+      const counting: KeyDirectory = {
+        getClientWithKeys: async () => {
+          reads += 1;
+          return undefined;
+        },
+      };
+      const peer = JwtVerifier.create({
+        issuer: ISSUER_BASE,
+        audience: AUDIENCE,
+        jwksUri: `${ISSUER_BASE}/.well-known/jwks.json`,
+      });
+      peer.cacheJwks({ keys: [{ ...issuerKey.jwk }] });
+      const bare = (token: string) => {
+        const dot = token.lastIndexOf('.');
+        if (
+          !verify('sha256', Buffer.from(token.slice(0, dot)), issuerKey.publicKey, Buffer.from(token.slice(dot + 1), 'base64url'))
+        )
+          throw new Error('bare verify failed');
+      };
+      let best = { bare: 0, peer: 0, keysmith: 0 };
+      for (let round = 0; round < 5; round++) {
+        const authorizer = new Authorizer({
+          directory: counting,
+          policy: POLICY,
+          revocationSeconds: 60,
+          issuerKeys: async () => [issuerKey],
+        });
+        const handler = handlerOn(authorizer);
+        await handler(event(await signAccessToken(signer, claims('warm-up')))); // the issuer keys loaded
+        const b = opsPerSecondSync(tokens, bare);
+        const p = opsPerSecondSync(tokens, (token) => peer.verifySync(token));
+        const k = await opsPerSecondAsync(tokens, async (token) => {
+          const result = (await handler(event(token))) as { principalId?: string };
+          if (result.principalId !== 'sc_AAAAAAAAAAAAAAAAAAAAAA') throw new Error('not allowed');
+        });
+        best = { bare: Math.max(best.bare, b), peer: Math.max(best.peer, p), keysmith: Math.max(best.keysmith, k) };
+      }
+      table(
+        `6. Keysmith access tokens, RS256 2048 (best of 5 interleaved runs each, one core; the same ${nf(FRESH_TOKENS)} tokens for all three)`,
+        ['contender', 'ops/s', 'vs peer', 'vs bare'],
+        [
+          ['RS256 bare node:crypto verify', nf(best.bare), '', ''],
+          ['RS256 aws-jwt-verify verifySync (peer)', nf(best.peer), '', nf(best.peer / best.bare, 2)],
+          [
+            'RS256 Keysmith handler (issuer keys cached)',
+            nf(best.keysmith),
+            nf(best.keysmith / best.peer, 2),
+            nf(best.keysmith / best.bare, 2),
+          ],
+          [`DynamoDB reads for the ${nf(5 * (FRESH_TOKENS + 1))} authorizations`, reads, '', ''],
         ],
       );
     }

@@ -137,12 +137,39 @@ const isNumericDate = (value: unknown): value is number => typeof value === 'num
 export function looksLikeAccessToken(token: string): boolean {
   const dot = token.indexOf('.');
   if (dot <= 0 || dot > 512) return false;
+  const segment = token.slice(0, dot);
+  const known = kindCache.get(segment);
+  if (known !== undefined) return known;
+  let access = false;
   try {
-    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as { kid?: unknown };
-    return typeof header?.kid === 'string' && THUMBPRINT.test(header.kid);
+    const header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8')) as { kid?: unknown };
+    access = typeof header?.kid === 'string' && THUMBPRINT.test(header.kid);
   } catch {
-    return false;
+    access = false;
   }
+  // Headers repeat (one per key and algorithm), so the answer is memoized; the map is bounded by clearing it.
+  if (kindCache.size >= HEADER_CACHE_SIZE) kindCache.clear();
+  kindCache.set(segment, access);
+  return access;
+}
+
+const HEADER_CACHE_SIZE = 1024;
+const kindCache = new Map<string, boolean>();
+/** Header segments that passed the access-token header rules, with their kid (a pure function of the segment). */
+const headerCache = new Map<string, string>();
+
+/** The kid of a header segment that meets the access-token rules; throws the rule it breaks. */
+function checkedKid(segment: string): string {
+  const cached = headerCache.get(segment);
+  if (cached !== undefined) return cached;
+  const header = segmentJson(segment);
+  if (header.alg !== 'RS256') reject('unsupported_alg');
+  if (typeof header.typ !== 'string' || !ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase())) reject('unsupported_typ');
+  if (header.crit !== undefined || header.b64 !== undefined) reject('crit_not_supported');
+  if (typeof header.kid !== 'string') reject('missing_kid');
+  if (headerCache.size >= HEADER_CACHE_SIZE) headerCache.clear();
+  headerCache.set(segment, header.kid);
+  return header.kid;
 }
 
 /**
@@ -167,28 +194,22 @@ export class AccessTokenVerifier {
   verify(token: string, keys: ReadonlyMap<string, KeyObject>, nowSeconds = Math.floor(Date.now() / 1000)): VerifiedAccessToken {
     if (token.length === 0) reject('missing_token');
     if (token.length > MAX_TOKEN_BYTES) reject('token_too_large');
-    const parts = token.split('.');
-    if (parts.length !== 3) reject('malformed_token');
-    const [headerSegment, payloadSegment, signatureSegment] = parts as [string, string, string];
-
-    const header = segmentJson(headerSegment);
-    if (header.alg !== 'RS256') reject('unsupported_alg');
-    if (typeof header.typ !== 'string' || !ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase())) reject('unsupported_typ');
-    if (header.crit !== undefined || header.b64 !== undefined) reject('crit_not_supported');
-    if (typeof header.kid !== 'string') reject('missing_kid');
-    const key = keys.get(header.kid);
+    const firstDot = token.indexOf('.');
+    const secondDot = firstDot < 0 ? -1 : token.indexOf('.', firstDot + 1);
+    if (secondDot < 0 || token.indexOf('.', secondDot + 1) >= 0) reject('malformed_token');
+    const key = keys.get(checkedKid(token.slice(0, firstDot)));
     if (!key) reject('unknown_key');
+    const signatureSegment = token.slice(secondDot + 1);
     if (!BASE64URL.test(signatureSegment)) reject('malformed_token');
-    const signature = Buffer.from(signatureSegment, 'base64url');
     let valid = false;
     try {
-      valid = cryptoVerify('sha256', Buffer.from(`${headerSegment}.${payloadSegment}`), key, signature);
+      valid = cryptoVerify('sha256', Buffer.from(token.slice(0, secondDot)), key, Buffer.from(signatureSegment, 'base64url'));
     } catch {
       valid = false;
     }
     if (!valid) reject('invalid_signature');
 
-    const claims = segmentJson(payloadSegment);
+    const claims = segmentJson(token.slice(firstDot + 1, secondDot));
     if (claims.iss !== this.issuerBase) reject('invalid_issuer');
     const { exp, iat, nbf } = claims;
     if (exp === undefined || iat === undefined) reject('missing_claim');

@@ -244,16 +244,15 @@ export class Authorizer {
       this.tokens.delete(tokenKey);
     }
 
+    // An access token's kid is a thumbprint, never a keyId: told apart by its (memoized) header alone.
+    if (looksLikeAccessToken(token)) return this.authorizeAccessToken(token, tokenKey);
+
     let decoded: DecodedToken;
     try {
       decoded = decodeClientToken(token, this.policy.issuerBase);
       // Claims that need no key are checked before any read: an expired or misdirected token costs no I/O.
       checkTimeAndAudience(decoded.payload, this.policy, Math.floor(now / 1000));
     } catch (error) {
-      // An access token's kid is a thumbprint, not a keyId: the client-token header check refuses it first, so a
-      // client token never pays for the access-token path.
-      if (error instanceof TokenRejectedError && error.reason === 'missing_kid' && looksLikeAccessToken(token))
-        return this.authorizeAccessToken(token, tokenKey);
       if (error instanceof TokenRejectedError) return deny(error.reason);
       throw error;
     }
