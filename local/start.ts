@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, loadLocalConfig } from '#shared/config.ts';
+import { LocalTokenSigner } from '#shared/token-signers.ts';
 import { createTables, type DynamoDbLocal, LOCAL_AWS, localClient, startDynamoDbLocal } from './dynamodb-local.ts';
 
 const stateDir = resolve('.keysmith');
@@ -15,6 +16,7 @@ const stateFile = resolve(stateDir, 'local.json');
 const pidFile = resolve(stateDir, 'local.pid');
 const wrappingKeyFile = resolve(stateDir, 'audit-wrapping-key');
 const sealKeyFile = resolve(stateDir, 'seal-key');
+const tokenSigningKeyFile = resolve(stateDir, 'token-signing-key');
 
 function portInUse(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -60,6 +62,13 @@ function ensureLocalKey(file: string): string {
   return file;
 }
 
+/** The local stand-in for the KMS key that signs access tokens (contract §9): an RSA 2048 key, made once, 0600. */
+function ensureTokenSigningKey(file: string): string {
+  if (!existsSync(file)) writeSecretFile(file, LocalTokenSigner.generatePem());
+  chmodSync(file, 0o600);
+  return file;
+}
+
 async function main(): Promise<void> {
   let local: ReturnType<typeof loadLocalConfig>;
   try {
@@ -85,9 +94,11 @@ async function main(): Promise<void> {
   // The audit wrapping key stands in for the audit KMS key, the seal key for the HMAC key that seals clients and keys.
   process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE ??= ensureLocalKey(wrappingKeyFile);
   process.env.KEYSMITH_LOCAL_SEAL_KEY_FILE ??= ensureLocalKey(sealKeyFile);
+  // The token-signing key stands in for the KMS RSA key of access tokens; the local authorizer accepts them with it.
+  process.env.KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE ??= ensureTokenSigningKey(tokenSigningKeyFile);
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.POWERTOOLS_DEV ??= 'true';
-  // Lambda runs Node 22; the SDK's notice about Node 20 says nothing about Keysmith locally.
+  // Lambda runs Node 24; the SDK's notice about Node 20 says nothing about Keysmith locally.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
   const dataDir = local.dataDir ? resolve(local.dataDir) : undefined;

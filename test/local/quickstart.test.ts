@@ -64,7 +64,9 @@ describe('npm start', () => {
   it('keeps .keysmith/ at 0700 and every file in it at 0600, also those that existed before', () => {
     expect(statSync(join(cwd, '.keysmith')).mode & 0o777).toBe(0o700);
     const files = readdirSync(join(cwd, '.keysmith'));
-    expect(files).toEqual(expect.arrayContaining(['local.json', 'audit-wrapping-key', 'seal-key', 'local.pid']));
+    expect(files).toEqual(
+      expect.arrayContaining(['local.json', 'audit-wrapping-key', 'seal-key', 'token-signing-key', 'local.pid']),
+    );
     for (const file of files) expect(statSync(join(cwd, '.keysmith', file)).mode & 0o777, file).toBe(0o600);
   });
 
