@@ -8,8 +8,8 @@
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
-import type { CallerIdentity } from './model.ts';
-import { type DenyReason, MAX_TOKEN_BYTES, TokenRejectedError } from './token-policy.ts';
+import { type CallerIdentity, RESERVED_SCOPE_PREFIX } from './model.ts';
+import { type DenyReason, decodeSegment, MAX_TOKEN_BYTES, TokenRejectedError } from './token-policy.ts';
 
 /** The `typ` of an access token (RFC 9068 §2.1); `application/at+jwt` is the same media type, spelled in full. */
 export const ACCESS_TOKEN_TYPES: ReadonlySet<string> = new Set(['at+jwt', 'application/at+jwt']);
@@ -79,10 +79,24 @@ export interface AccessTokenClaims {
 
 const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
+/** An access token that would be over the 8 KiB every verifier refuses (contract §3): it is never signed. */
+export class AccessTokenTooLargeError extends Error {
+  override name = 'AccessTokenTooLargeError';
+}
+
+/** The JWS signing input of an access token for `kid`; refuses one whose token would be over {@link MAX_TOKEN_BYTES}. */
+export function accessTokenSigningInput(kid: string, claims: AccessTokenClaims): string {
+  const signingInput = `${encode({ alg: 'RS256', typ: 'at+jwt', kid })}.${encode(claims)}`;
+  // An RSA-2048 signature is 256 bytes: 342 base64url characters, and one more dot.
+  if (signingInput.length + 343 > MAX_TOKEN_BYTES)
+    throw new AccessTokenTooLargeError(`an access token would be over ${MAX_TOKEN_BYTES} bytes`);
+  return signingInput;
+}
+
 /** Signs an access token with the signer's key: header `{ alg: RS256, typ: at+jwt, kid }`. */
 export async function signAccessToken(signer: TokenSigner, claims: AccessTokenClaims): Promise<string> {
   const { kid } = await signer.key();
-  const signingInput = `${encode({ alg: 'RS256', typ: 'at+jwt', kid })}.${encode(claims)}`;
+  const signingInput = accessTokenSigningInput(kid, claims);
   const signature = await signer.sign(Buffer.from(signingInput));
   return `${signingInput}.${signature.toString('base64url')}`;
 }
@@ -108,7 +122,6 @@ export interface AccessTokenVerifierOptions {
   maxLifetimeSeconds?: number;
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
@@ -117,10 +130,9 @@ function reject(reason: DenyReason): never {
 }
 
 function segmentJson(segment: string): Record<string, unknown> {
-  if (!BASE64URL.test(segment)) reject('malformed_token');
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    value = JSON.parse(decodeSegment(segment).toString('utf8'));
   } catch {
     reject('malformed_token');
   }
@@ -159,7 +171,7 @@ const kindCache = new Map<string, boolean>();
 const headerCache = new Map<string, string>();
 
 /** The kid of a header segment that meets the access-token rules; throws the rule it breaks. */
-function checkedKid(segment: string): string {
+export function checkedKid(segment: string): string {
   const cached = headerCache.get(segment);
   if (cached !== undefined) return cached;
   const header = segmentJson(segment);
@@ -199,11 +211,11 @@ export class AccessTokenVerifier {
     if (secondDot < 0 || token.indexOf('.', secondDot + 1) >= 0) reject('malformed_token');
     const key = keys.get(checkedKid(token.slice(0, firstDot)));
     if (!key) reject('unknown_key');
-    const signatureSegment = token.slice(secondDot + 1);
-    if (!BASE64URL.test(signatureSegment)) reject('malformed_token');
+    // Canonical base64url only: one signature, one spelling.
+    const signature = decodeSegment(token.slice(secondDot + 1));
     let valid = false;
     try {
-      valid = cryptoVerify('sha256', Buffer.from(token.slice(0, secondDot)), key, Buffer.from(signatureSegment, 'base64url'));
+      valid = cryptoVerify('sha256', Buffer.from(token.slice(0, secondDot)), key, signature);
     } catch {
       valid = false;
     }
@@ -230,6 +242,8 @@ export class AccessTokenVerifier {
     if (typeof scope !== 'string') reject('invalid_claim');
     const scopes = scope === '' ? [] : scope.split(' ');
     if (!scopes.every((s) => SCOPE_TOKEN.test(s))) reject('invalid_claim');
+    // Keysmith's own scopes are never issued in access tokens (they are not revocable before they expire).
+    if (scopes.some((s) => s.startsWith(RESERVED_SCOPE_PREFIX))) reject('scope_not_allowed');
 
     const identity: CallerIdentity = Object.freeze({
       clientId: sub,

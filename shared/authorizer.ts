@@ -15,7 +15,7 @@
  */
 import { hash, type KeyObject } from 'node:crypto';
 import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
-import { AccessTokenVerifier, type IssuerKey, looksLikeAccessToken } from './access-token.ts';
+import { AccessTokenVerifier, checkedKid, type IssuerKey, looksLikeAccessToken } from './access-token.ts';
 import { accessDenied } from './errors.ts';
 import type { Algorithm, CallerIdentity, ClientWithKeys } from './model.ts';
 import {
@@ -146,6 +146,9 @@ class Lru<K, V> {
   }
 }
 
+/** How long a failure to load the issuer's keys is repeated before they are asked for again. */
+const ISSUER_KEY_RETRY_MS = 1000;
+
 const deny = (reason: DenyReason): AuthorizationResult => ({ allow: false, reason });
 
 /** The client entry a cached access token hangs on: never superseded, since no client state allowed it. */
@@ -207,6 +210,8 @@ export class Authorizer {
   private readonly inFlight = new Map<string, Promise<ClientEntry>>();
   private readonly issuerKeys: (() => Promise<readonly IssuerKey[]>) | undefined;
   private issuerKeyMap: Promise<ReadonlyMap<string, KeyObject>> | undefined;
+  /** The last failure to load the issuer's keys, and when: repeated within a second without asking again. */
+  private issuerKeyFailure: { error: AuthorizerUnavailableError; at: number } | undefined;
   private readonly accessTokens: AccessTokenVerifier;
 
   constructor(options: AuthorizerOptions) {
@@ -304,10 +309,13 @@ export class Authorizer {
   /** An access token: its signature against the issuer's keys and its claims; no directory read. */
   private async authorizeAccessToken(token: string, tokenKey: string): Promise<AuthorizationResult> {
     if (!this.issuerKeys) return deny('unknown_key');
-    const keys = await this.loadIssuerKeys();
-    const now = this.now();
     let verified: ReturnType<AccessTokenVerifier['verify']>;
+    let now: number;
     try {
+      // The header rules first (memoized): an unsigned token with a made-up header never makes the keys load.
+      checkedKid(token.slice(0, token.indexOf('.')));
+      const keys = await this.loadIssuerKeys();
+      now = this.now();
       verified = this.accessTokens.verify(token, keys, Math.floor(now / 1000));
     } catch (error) {
       if (error instanceof TokenRejectedError) return deny(error.reason);
@@ -320,14 +328,22 @@ export class Authorizer {
     return result;
   }
 
-  /** The issuer's keys by kid, read once; a failed read is not kept (the next token tries again) and fails closed. */
+  /**
+   * The issuer's keys by kid, read once. A failed read fails closed and is not kept, but for a second its failure is
+   * repeated without asking again, so a flood of access tokens during an outage is not a flood of key reads.
+   */
   private loadIssuerKeys(): Promise<ReadonlyMap<string, KeyObject>> {
+    const failure = this.issuerKeyFailure;
+    if (failure && this.now() - failure.at < ISSUER_KEY_RETRY_MS) return Promise.reject(failure.error);
     this.issuerKeyMap ??= (async () => {
       const keys = await (this.issuerKeys as () => Promise<readonly IssuerKey[]>)();
+      this.issuerKeyFailure = undefined;
       return new Map(keys.map((key) => [key.kid, key.publicKey]));
     })().catch((error: unknown) => {
       this.issuerKeyMap = undefined;
-      throw unavailable(error);
+      const failed = unavailable(error);
+      this.issuerKeyFailure = { error: failed, at: this.now() };
+      throw failed;
     });
     return this.issuerKeyMap;
   }

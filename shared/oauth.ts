@@ -12,8 +12,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
-import { signAccessToken, type TokenSigner } from './access-token.ts';
-import { isKeyActive } from './model.ts';
+import { AccessTokenTooLargeError, accessTokenSigningInput, type TokenSigner } from './access-token.ts';
+import { isKeyActive, RESERVED_SCOPE_PREFIX } from './model.ts';
 import type { ClientStore } from './store.ts';
 import {
   checkTimeAndAudience,
@@ -31,15 +31,24 @@ export const GRANT_TYPES = ['client_credentials', JWT_BEARER_GRANT] as const;
 /** The longest `exp - iat` of an assertion (contract §9). */
 export const MAX_ASSERTION_SECONDS = 300;
 
+/** The longest `scope` parameter read: longer than any set of scopes that fits in a token. */
+const MAX_SCOPE_PARAMETER = 4096;
+/** A scope-token (RFC 6749 §3.3). */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** What RFC 6749 §5.2 allows in `error_description`: printable ASCII but `"` and `\`. */
+export const ERROR_DESCRIPTION = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /** An RFC 6749 §5.2 error: the status, the `error` code and a description that helps (never token bytes). */
 export class OAuthError extends Error {
   override name = 'OAuthError';
   constructor(
-    readonly status: 400 | 401 | 503,
+    readonly status: 400 | 401 | 500 | 503,
     readonly error: string,
     readonly description: string,
   ) {
     super(description);
+    if (!ERROR_DESCRIPTION.test(description)) throw new TypeError('an error_description must be printable ASCII');
   }
 
   /** The JSON body of the error answer. */
@@ -157,7 +166,11 @@ const PARAMETERS_ONCE = [
 export function parseTokenRequest(contentType: string | undefined, body: string | undefined): TokenParameters {
   const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
   if (mediaType !== 'application/x-www-form-urlencoded')
-    throw new OAuthError(400, 'invalid_request', 'send the token request as application/x-www-form-urlencoded (RFC 6749 §4.4)');
+    throw new OAuthError(
+      400,
+      'invalid_request',
+      'send the token request as application/x-www-form-urlencoded (RFC 6749 section 4.4)',
+    );
   const parameters = new Map<string, string>();
   for (const [name, value] of new URLSearchParams(body ?? '')) {
     if (!PARAMETERS_ONCE.includes(name)) continue;
@@ -199,6 +212,12 @@ export class TokenIssuer {
       assertion = parameters.get('client_assertion');
       if (!assertion) throw new OAuthError(400, 'invalid_request', 'client_assertion is required');
     } else {
+      if (parameters.has('client_assertion') || parameters.has('client_assertion_type'))
+        throw new OAuthError(
+          400,
+          'invalid_request',
+          'the jwt-bearer grant takes its assertion in assertion alone; client_assertion is for client_credentials',
+        );
       assertion = parameters.get('assertion');
       if (!assertion) throw new OAuthError(400, 'invalid_request', 'assertion is required');
     }
@@ -252,13 +271,52 @@ export class TokenIssuer {
     }
     const requested = parameters.get('scope');
     if (requested !== undefined) {
+      if (requested.length > MAX_SCOPE_PARAMETER)
+        throw new OAuthError(400, 'invalid_scope', `scope is over ${MAX_SCOPE_PARAMETER} characters`);
       const asked = requested.split(' ').filter((s) => s.length > 0);
       if (asked.length === 0)
-        throw new OAuthError(400, 'invalid_scope', 'scope is empty; leave it out for all the client’s scopes');
+        throw new OAuthError(400, 'invalid_scope', "scope is empty; leave it out for all the client's scopes");
+      if (!asked.every((s) => SCOPE_TOKEN.test(s)))
+        throw new OAuthError(400, 'invalid_scope', 'scope must be scope-tokens separated by spaces (RFC 6749 section 3.3)');
       const missing = asked.filter((s) => !scopes.includes(s));
       if (missing.length > 0)
         throw new OAuthError(400, 'invalid_scope', `the client may not have: ${missing.slice(0, 5).join(' ').slice(0, 300)}`);
       scopes = [...new Set(asked)];
+    }
+    // Keysmith's own scopes manage Keysmith: they stay with client tokens, which the authorizer checks against the
+    // directory, and never go into an access token, which nothing can revoke before it expires.
+    const privileged = scopes.filter((s) => s.startsWith(RESERVED_SCOPE_PREFIX));
+    if (privileged.length > 0) {
+      if (requested !== undefined || decoded.payload.scope !== undefined)
+        throw new OAuthError(
+          400,
+          'invalid_scope',
+          `${privileged.join(' ')} cannot be in an access token: manage Keysmith with a client token`,
+        );
+      scopes = scopes.filter((s) => !s.startsWith(RESERVED_SCOPE_PREFIX));
+    }
+
+    const iat = Math.floor(this.now() / 1000);
+    const { kid } = await this.options.signer.key();
+    let signingInput: string;
+    try {
+      // Before the jti is spent: a token too large for any verifier is refused, and the assertion can be used again.
+      signingInput = accessTokenSigningInput(kid, {
+        iss: issuerBase,
+        sub: decoded.clientId,
+        client_id: decoded.clientId,
+        aud: audience,
+        scope: scopes.join(' '),
+        tenant_id: found.client.tenantId,
+        key_id: decoded.keyId,
+        iat,
+        exp: iat + this.options.accessTokenSeconds,
+        jti: randomUUID(),
+      });
+    } catch (error) {
+      if (error instanceof AccessTokenTooLargeError)
+        throw new OAuthError(400, 'invalid_scope', 'these scopes do not fit in an 8 KiB access token: ask for fewer');
+      throw error;
     }
 
     // Single use, recorded only for an assertion that verified: it expires with the assertion (plus the skew).
@@ -266,19 +324,8 @@ export class TokenIssuer {
     if (!(await this.options.jti.remember(decoded.clientId, decoded.payload.jti as string, expiresAt, nowSeconds)))
       throw refuse('the assertion has been used before: sign a new one with a fresh jti');
 
-    const iat = Math.floor(this.now() / 1000);
-    const access_token = await signAccessToken(this.options.signer, {
-      iss: issuerBase,
-      sub: decoded.clientId,
-      client_id: decoded.clientId,
-      aud: audience,
-      scope: scopes.join(' '),
-      tenant_id: found.client.tenantId,
-      key_id: decoded.keyId,
-      iat,
-      exp: iat + this.options.accessTokenSeconds,
-      jti: randomUUID(),
-    });
+    const signature = await this.options.signer.sign(Buffer.from(signingInput));
+    const access_token = `${signingInput}.${signature.toString('base64url')}`;
     return { access_token, token_type: 'Bearer', expires_in: this.options.accessTokenSeconds, scope: scopes.join(' ') };
   }
 }

@@ -90,7 +90,7 @@ function sextet(code: number): number {
  * Decodes a base64url segment, refusing padding and non-canonical encodings (two strings, one meaning): a length
  * of 1 mod 4 is impossible, and the unused low bits of the last character must be zero.
  */
-function decodeSegment(segment: string): Buffer {
+export function decodeSegment(segment: string): Buffer {
   if (!BASE64URL.test(segment)) reject('malformed_token');
   const remainder = segment.length & 3;
   if (remainder === 1) reject('malformed_token');

@@ -129,6 +129,6 @@ export function createAuthorizer(config: KeysmithConfig, options: WiringOptions 
     directory: createStore(config, options),
     policy: config,
     revocationSeconds: config.revocationSeconds,
-    ...(signers ? { issuerKeys: issuerKeysOf(signers) } : {}),
+    ...(signers ? { issuerKeys: issuerKeysOf(signers), maxAccessTokenSeconds: config.accessTokenSeconds } : {}),
   });
 }

@@ -43,12 +43,13 @@ const claims = (overrides: Partial<AccessTokenClaims> = {}): AccessTokenClaims =
   };
 };
 
-function authorizer(issuerKeys?: () => Promise<readonly IssuerKey[]>) {
+function authorizer(issuerKeys?: () => Promise<readonly IssuerKey[]>, now: () => number = Date.now) {
   let loads = 0;
   const core = new Authorizer({
     directory: noReads,
     policy: POLICY,
     revocationSeconds: 60,
+    now,
     ...(issuerKeys
       ? {
           issuerKeys: () => {
@@ -106,17 +107,52 @@ describe('access tokens at the authorizer', () => {
     expect(await authorizer().core.authorize(good)).toEqual({ allow: false, reason: 'unknown_key' });
   });
 
-  it('fail closed when the issuer keys cannot be loaded, and try again on the next token', async () => {
+  it('fail closed when the issuer keys cannot be loaded, and try again a second later', async () => {
     let fail = true;
-    const { core, loads } = authorizer(async () => {
-      if (fail) throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
-      return [await signer.key()];
-    });
+    let clock = Date.now();
+    const { core, loads } = authorizer(
+      async () => {
+        if (fail) throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+        return [await signer.key()];
+      },
+      () => clock,
+    );
     const token = await signAccessToken(signer, claims());
     await expect(core.authorize(token)).rejects.toBeInstanceOf(AuthorizerUnavailableError);
     fail = false;
+    // Within the second, the failure is repeated without asking again: an outage is not a flood of key reads.
+    await expect(core.authorize(token)).rejects.toBeInstanceOf(AuthorizerUnavailableError);
+    expect(loads()).toBe(1);
+    clock += 1001;
     expect(await core.authorize(token)).toMatchObject({ allow: true });
     expect(loads()).toBe(2);
+  });
+
+  it('check the header before loading any key, and refuse keysmith: scopes and non-canonical signatures', async () => {
+    const { core, loads } = authorizer(bothKeys);
+    const kid = (await signer.key()).kid;
+    const body = encodeJson(claims());
+    // A made-up header with a thumbprint-shaped kid: refused by its header alone, no key loaded.
+    for (const header of [
+      { alg: 'none', kid },
+      { alg: 'RS256', kid },
+      { alg: 'RS256', typ: 'at+jwt', kid, crit: ['b64'] },
+    ])
+      expect((await core.authorize(`${encodeJson(header)}.${body}.`)).allow).toBe(false);
+    expect(loads()).toBe(0);
+
+    expect(await core.authorize(await signAccessToken(signer, claims({ scope: 'keysmith:admin' })))).toEqual({
+      allow: false,
+      reason: 'scope_not_allowed',
+    });
+    // The same signature with its last character's unused bits set: another spelling, refused.
+    const token = await signAccessToken(signer, claims());
+    const last = token.at(-1) as string;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const respelled = `${token.slice(0, -1)}${alphabet[alphabet.indexOf(last) | 1]}`;
+    expect(respelled).not.toBe(token);
+    expect(await core.authorize(respelled)).toEqual({ allow: false, reason: 'malformed_token' });
+    expect(await core.authorize(token)).toMatchObject({ allow: true });
   });
 
   it('are configured from the environment: a local signing key file, the published ones, the lifetime bounds', async () => {

@@ -233,4 +233,41 @@ describe('the token endpoint', () => {
       expect(answer, what).toMatchObject({ status, error: error === 'application/json' ? 'invalid_request' : error });
     }
   });
+
+  it('never puts a keysmith: scope in an access token', async () => {
+    const admin = await caller(['keysmith:admin', 'invoices:read']);
+    // All the client's scopes, by default: its application scopes only.
+    expect(await request(clientCredentials(await assertion(admin)))).toMatchObject({ scope: 'invoices:read' });
+    for (const [what, body] of [
+      ['scope parameter', clientCredentials(await assertion(admin), { scope: 'keysmith:admin invoices:read' })],
+      ['scope claim', clientCredentials(await assertion(admin, { claims: { scope: 'keysmith:admin' } }))],
+    ] as const)
+      expect(await request(body), what).toMatchObject({
+        status: 400,
+        error: 'invalid_scope',
+        description: expect.stringContaining('client token'),
+      });
+  });
+
+  it('refuses scopes that would not fit in 8 KiB before it spends the jti', async () => {
+    const many = Array.from({ length: 50 }, (_, i) => `${String(i).padStart(2, '0')}:${'s'.repeat(200)}`);
+    const who = await caller(many);
+    const jwt = await assertion(who);
+    expect(await request(clientCredentials(jwt))).toMatchObject({ status: 400, error: 'invalid_scope' });
+    const fewer = await request(clientCredentials(jwt, { scope: many.slice(0, 5).join(' ') }));
+    expect((fewer as { scope: string }).scope.split(' ')).toHaveLength(5);
+  });
+
+  it('refuses a client_assertion on the jwt-bearer grant, and a scope that is not scope-tokens', async () => {
+    const who = await caller();
+    const jwt = await assertion(who);
+    expect(
+      await request(form({ grant_type: JWT_BEARER_GRANT, assertion: jwt, client_assertion_type: CLIENT_ASSERTION_TYPE })),
+    ).toMatchObject({ status: 400, error: 'invalid_request' });
+    expect(await request(clientCredentials(jwt, { scope: 'invoices:read "quoted"' }))).toMatchObject({
+      status: 400,
+      error: 'invalid_scope',
+    });
+    expect(await request(clientCredentials(jwt, { scope: 'a'.repeat(5000) }))).toMatchObject({ error: 'invalid_scope' });
+  });
 });
