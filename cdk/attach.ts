@@ -1,10 +1,11 @@
 /**
  * Attaches Keysmith's Lambda authorizer to a user's own APIs: REST APIs (TOKEN or REQUEST authorizer) and
- * HTTP APIs (payload 2.0, simple responses), in the Keysmith stack, another stack, or another app.
+ * HTTP APIs (payload 2.0, simple responses), in the Keysmith stack, another stack, or another app; and, for
+ * Keysmith access tokens (contract §9), HTTP API's native JWT authorizer, which needs no Lambda at all.
  */
 import { Duration, Fn } from 'aws-cdk-lib';
 import { IdentitySource, RequestAuthorizer, TokenAuthorizer } from 'aws-cdk-lib/aws-apigateway';
-import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpJwtAuthorizer, HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { type IFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { keysmithExportName } from './keysmith-stack.ts';
@@ -27,6 +28,20 @@ export interface KeysmithAuthorizerProps {
    * @default Duration.seconds(0) - every request is decided by the authorizer
    */
   readonly resultsCacheTtl?: Duration;
+  /**
+   * Keysmith's issuer base (`keysmith.issuerBase`, or the `IssuerBase` output), for {@link KeysmithAuthorizer.httpJwtAuthorizer}.
+   * @default - imported from the stack's export with `fromStackExport`; otherwise none, and httpJwtAuthorizer throws
+   */
+  readonly issuerBase?: string;
+}
+
+/** Options of {@link KeysmithAuthorizer.httpJwtAuthorizer}. */
+export interface KeysmithJwtAuthorizerOptions {
+  /**
+   * The audiences the API accepts: one of the Keysmith deployment's audiences, the `resource` a client asks its
+   * access token for (the first audience when it asks for none).
+   */
+  readonly audience: string[];
 }
 
 /** Makes API Gateway authorizers that call the Keysmith authorizer function, and grants API Gateway its invocation. */
@@ -40,15 +55,21 @@ export class KeysmithAuthorizer extends Construct {
     id: string,
     options: { stackName?: string; resultsCacheTtl?: Duration } = {},
   ): KeysmithAuthorizer {
-    return new KeysmithAuthorizer(scope, id, {
-      authorizerFunctionArn: Fn.importValue(keysmithExportName(options.stackName ?? 'Keysmith', 'AuthorizerFunctionArn')),
+    const stackName = options.stackName ?? 'Keysmith';
+    const imported = new KeysmithAuthorizer(scope, id, {
+      authorizerFunctionArn: Fn.importValue(keysmithExportName(stackName, 'AuthorizerFunctionArn')),
       ...(options.resultsCacheTtl ? { resultsCacheTtl: options.resultsCacheTtl } : {}),
     });
+    // Imported only when a JWT authorizer asks for it, so a stack that uses none does not depend on the export.
+    imported.importedIssuerBase = () => Fn.importValue(keysmithExportName(stackName, 'IssuerBase'));
+    return imported;
   }
 
   /** The Keysmith authorizer function. */
   readonly authorizerFunction: IFunction;
   private readonly resultsCacheTtl: Duration;
+  private readonly issuerBase: string | undefined;
+  private importedIssuerBase: (() => string) | undefined;
 
   constructor(scope: Construct, id: string, props: KeysmithAuthorizerProps) {
     super(scope, id);
@@ -63,6 +84,7 @@ export class KeysmithAuthorizer extends Construct {
         sameEnvironment: true,
       });
     this.resultsCacheTtl = props.resultsCacheTtl ?? Duration.seconds(0);
+    this.issuerBase = props.issuerBase;
   }
 
   /**
@@ -93,6 +115,26 @@ export class KeysmithAuthorizer extends Construct {
       responseTypes: [HttpLambdaResponseType.SIMPLE],
       identitySource: ['$request.header.Authorization'],
       resultsCacheTtl: this.resultsCacheTtl,
+    });
+  }
+
+  /**
+   * HTTP API's native JWT authorizer for Keysmith access tokens (contract §9): API Gateway checks the RS256
+   * signature against Keysmith's JWKS (found through `{issuerBase}/.well-known/openid-configuration`), `iss`,
+   * `aud`, `exp` and `nbf`, and a route's `authorizationScopes` against the token's `scope`. No Lambda runs, so it
+   * costs nothing beyond the HTTP API request; the revocation bound is the access-token lifetime. The claims reach
+   * the integration as `$context.authorizer.claims.*` (`sub`, `tenant_id`, `key_id`, `scope`).
+   */
+  httpJwtAuthorizer(id = 'KeysmithJwtAuthorizer', options: KeysmithJwtAuthorizerOptions): HttpJwtAuthorizer {
+    const issuer = this.issuerBase ?? this.importedIssuerBase?.();
+    if (!issuer)
+      throw new Error(
+        'KeysmithAuthorizer: httpJwtAuthorizer needs the issuer base: give issuerBase, or use KeysmithAuthorizer.fromStackExport',
+      );
+    if (options.audience.length === 0) throw new Error('KeysmithAuthorizer: httpJwtAuthorizer needs at least one audience');
+    return new HttpJwtAuthorizer(id, issuer, {
+      jwtAudience: [...options.audience],
+      identitySource: ['$request.header.Authorization'],
     });
   }
 }

@@ -3,6 +3,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { HostedZone } from 'aws-cdk-lib/aws-route53';
 import type { Construct } from 'constructs';
+import { TOKEN_ENDPOINT_PATH } from '#shared/routes.ts';
 import { Keysmith, type KeysmithProps } from './keysmith.ts';
 
 /** The names of the stack's outputs; each is also exported as `{stackName}-{output}`. */
@@ -14,6 +15,8 @@ export const KEYSMITH_OUTPUTS = [
   'AuditKeyArn',
   'SealKeyArn',
   'AuthorizerFunctionArn',
+  'TokenEndpoint',
+  'TokenSigningKeyArn',
 ] as const;
 
 export type KeysmithOutput = (typeof KEYSMITH_OUTPUTS)[number];
@@ -86,7 +89,8 @@ export class KeysmithStack extends Stack {
       },
       IssuerBase: {
         value: this.keysmith.issuerBase,
-        description: 'Issuer base: client tokens use iss = {IssuerBase}/v1/clients/{clientId}',
+        description:
+          'Issuer base: client tokens use iss = {IssuerBase}/v1/clients/{clientId}; access tokens have iss = {IssuerBase}',
       },
       MainTableName: {
         value: this.keysmith.mainTable.tableName,
@@ -101,6 +105,14 @@ export class KeysmithStack extends Stack {
       AuthorizerFunctionArn: {
         value: this.keysmith.authorizerFunction.functionArn,
         description: 'Keysmith Lambda authorizer; attach it to other APIs with KeysmithAuthorizer',
+      },
+      TokenEndpoint: {
+        value: `${this.keysmith.issuerBase}${TOKEN_ENDPOINT_PATH}`,
+        description: 'OAuth 2.0 token endpoint: client_credentials with private_key_jwt, or the jwt-bearer grant',
+      },
+      TokenSigningKeyArn: {
+        value: this.keysmith.tokenSigningKey.keyArn,
+        description: 'KMS RSA_2048 key that signs access tokens now (see tokenSigningKeys for a rotation)',
       },
     };
     for (const output of KEYSMITH_OUTPUTS)

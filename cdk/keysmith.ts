@@ -27,8 +27,14 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
-import { TABLE_VARIABLES } from '#shared/config.ts';
-import { AUDIT_ENCRYPTION_PURPOSE, METRICS_NAMESPACE, metricsServiceName, TAMPER_METRIC } from '#shared/names.ts';
+import { ACCESS_TOKEN_LIFETIME, TABLE_VARIABLES } from '#shared/config.ts';
+import {
+  AUDIT_ENCRYPTION_PURPOSE,
+  JTI_PARTITION_PREFIX,
+  METRICS_NAMESPACE,
+  metricsServiceName,
+  TAMPER_METRIC,
+} from '#shared/names.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
 import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
 import { type KeysmithFunctionName, LAMBDA_HANDLER, lambdaCode } from './lambda-code.ts';
@@ -49,6 +55,18 @@ export interface KeysmithDomainProps {
    * @default - no record; point the domain at the API's regional domain name yourself
    */
   readonly hostedZone?: IHostedZone;
+}
+
+/** The token-signing keys of a deployment: the one that signs, and the others its JWKS publishes. */
+export interface KeysmithTokenSigningKeys {
+  /** The name of the key that signs access tokens (letters and digits). */
+  readonly signing: string;
+  /**
+   * Keys published beside it and accepted by the authorizer: the next one before it signs, the retiring one until
+   * its last token has expired.
+   * @default []
+   */
+  readonly published?: string[];
 }
 
 /** How to deploy Keysmith. */
@@ -83,6 +101,21 @@ export interface KeysmithProps {
    * @default Duration.seconds(0) - no cache, so the revocation bound is the end-to-end bound
    */
   readonly authorizerCacheTtl?: Duration;
+  /**
+   * The lifetime of the access tokens the token endpoint issues (contract §9); nothing can revoke one before it
+   * expires, so it is also their revocation bound.
+   * @default Duration.minutes(5)
+   */
+  readonly accessTokenLifetime?: Duration;
+  /**
+   * The KMS keys (RSA_2048) that sign access tokens, by a name of your choosing, and which one signs. Rotate with
+   * overlap in three deploys (docs/token-issuer.md): publish the next key (`{ signing: 'v1', published: ['v2'] }`),
+   * after the JWKS cache time (5 minutes) let it sign (`{ signing: 'v2', published: ['v1'] }`), after the access
+   * token lifetime drop the retiring one (`{ signing: 'v2' }`). A key keeps its name's construct id, so it
+   * survives the steps; a dropped key is retained or destroyed by `removalPolicy`.
+   * @default { signing: 'v1' }
+   */
+  readonly tokenSigningKeys?: KeysmithTokenSigningKeys;
   /**
    * Days after which audit records expire through DynamoDB TTL.
    * @default - audit records are kept forever
@@ -143,7 +176,9 @@ const TABLE_ACCESS = {
   },
   // Audit records and heads are only ever put (in the change's transaction), read and queried.
   auditWriter: { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], indexes: false },
-} as const;
+  // The token endpoint reads a client's partition (consistently) and puts jti records, and no other item.
+  tokenIssuer: { actions: ['dynamodb:Query'], indexes: false, leadingKeyWrites: ['dynamodb:PutItem'] },
+} as const satisfies Record<string, { actions: readonly string[]; indexes: boolean; leadingKeyWrites?: readonly string[] }>;
 type TableAccess = keyof typeof TABLE_ACCESS;
 
 // DynamoDB asks KMS on the caller's behalf: decrypt to read, encrypt and generate data keys to write.
@@ -151,11 +186,12 @@ type TableAccess = keyof typeof TABLE_ACCESS;
 const TABLE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
 const TABLE_KEY_WRITE_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
 
-const MEMORY_MB: Record<KeysmithFunctionName, number> = { authorizer: 512, management: 512, discovery: 256 };
+const MEMORY_MB: Record<KeysmithFunctionName, number> = { authorizer: 512, management: 512, discovery: 256, token: 512 };
 const TIMEOUT: Record<KeysmithFunctionName, Duration> = {
   authorizer: Duration.seconds(5),
   management: Duration.seconds(15),
   discovery: Duration.seconds(10),
+  token: Duration.seconds(10),
 };
 
 /** Fails synth early, with the prop's name, on a value Keysmith's config would refuse at cold start. */
@@ -187,6 +223,12 @@ export class Keysmith extends Construct {
   readonly managementFunction: LambdaFunction;
   /** The public and read-only routes' function. */
   readonly discoveryFunction: LambdaFunction;
+  /** The token endpoint's function: the only one that may sign access tokens (`kms:Sign`). */
+  readonly tokenFunction: LambdaFunction;
+  /** The KMS key that signs access tokens now (RSA_2048, RSASSA_PKCS1_V1_5_SHA_256). */
+  readonly tokenSigningKey: Key;
+  /** Every token-signing key of the deployment by its name: the signing one and the published ones. */
+  readonly tokenSigningKeys: ReadonlyMap<string, Key>;
   /** The REST API built from the route table. */
   readonly api: RestApi;
   /** The TOKEN authorizer protecting every non-public route. */
@@ -210,6 +252,12 @@ export class Keysmith extends Construct {
     const maxTokenLifetime = wholeSeconds('maxTokenLifetime', props.maxTokenLifetime ?? Duration.days(1), 1, 31_536_000);
     const revocationSeconds = wholeSeconds('revocationBound', props.revocationBound ?? Duration.seconds(60), 1, 86_400);
     const cacheTtl = wholeSeconds('authorizerCacheTtl', props.authorizerCacheTtl ?? Duration.seconds(0), 0, 3600);
+    const accessTokenSeconds = wholeSeconds(
+      'accessTokenLifetime',
+      props.accessTokenLifetime ?? Duration.seconds(ACCESS_TOKEN_LIFETIME.default),
+      ACCESS_TOKEN_LIFETIME.min,
+      ACCESS_TOKEN_LIFETIME.max,
+    );
     if (props.auditRetentionDays !== undefined && (!Number.isInteger(props.auditRetentionDays) || props.auditRetentionDays < 1))
       throw new Error(`Keysmith: auditRetentionDays must be a positive whole number, got ${props.auditRetentionDays}`);
 
@@ -233,6 +281,23 @@ export class Keysmith extends Construct {
         statements: [new PolicyStatement({ actions: ['kms:*'], principals: [new AccountRootPrincipal()], resources: ['*'] })],
       }),
     });
+
+    const signingKeys = tokenSigningKeyNames(props.tokenSigningKeys ?? { signing: 'v1' });
+    this.tokenSigningKeys = new Map(
+      signingKeys.all.map((name) => [
+        name,
+        new Key(this, `TokenSigningKey${pascal(name)}`, {
+          description: `Keysmith: signs access tokens (contract §9), key ${name}`,
+          keySpec: KeySpec.RSA_2048,
+          keyUsage: KeyUsage.SIGN_VERIFY,
+          removalPolicy,
+          policy: new PolicyDocument({
+            statements: [new PolicyStatement({ actions: ['kms:*'], principals: [new AccountRootPrincipal()], resources: ['*'] })],
+          }),
+        }),
+      ]),
+    );
+    this.tokenSigningKey = this.tokenSigningKeys.get(signingKeys.signing)!;
 
     for (const definition of TABLE_DEFINITIONS) this.tables.set(definition.role, this.createTable(definition, removalPolicy));
     this.mainTable = this.tables.get('main')!;
@@ -310,6 +375,7 @@ export class Keysmith extends Construct {
     this.authorizerFunction = this.createFunction('authorizer', common, logRetention, removalPolicy);
     this.managementFunction = this.createFunction('management', common, logRetention, removalPolicy);
     this.discoveryFunction = this.createFunction('discovery', common, logRetention, removalPolicy);
+    this.tokenFunction = this.createFunction('token', common, logRetention, removalPolicy);
 
     this.bindTable(this.authorizerFunction, 'main', 'reader');
     this.bindTable(this.discoveryFunction, 'main', 'reader');
@@ -319,6 +385,13 @@ export class Keysmith extends Construct {
     this.bindSealKey(this.authorizerFunction, 'verify');
     this.bindSealKey(this.discoveryFunction, 'verify');
     this.bindSealKey(this.managementFunction, 'seal');
+    this.bindTable(this.tokenFunction, 'main', 'tokenIssuer');
+    this.bindSealKey(this.tokenFunction, 'verify');
+    this.bindTokenSigningKeys(this.tokenFunction, 'sign', signingKeys);
+    this.bindTokenSigningKeys(this.authorizerFunction, 'publish', signingKeys);
+    this.bindTokenSigningKeys(this.discoveryFunction, 'publish', signingKeys);
+    for (const fn of [this.tokenFunction, this.authorizerFunction])
+      fn.addEnvironment('KEYSMITH_ACCESS_TOKEN_SECONDS', String(accessTokenSeconds));
     if (props.auditRetentionDays !== undefined)
       this.managementFunction.addEnvironment('KEYSMITH_AUDIT_RETENTION_DAYS', String(props.auditRetentionDays));
 
@@ -336,7 +409,12 @@ export class Keysmith extends Construct {
 
   /** The function of each route-table name. */
   functionFor(name: KeysmithFunctionName): LambdaFunction {
-    return { authorizer: this.authorizerFunction, management: this.managementFunction, discovery: this.discoveryFunction }[name];
+    return {
+      authorizer: this.authorizerFunction,
+      management: this.managementFunction,
+      discovery: this.discoveryFunction,
+      token: this.tokenFunction,
+    }[name];
   }
 
   private createKey(id: string, description: string, removalPolicy: RemovalPolicy): Key {
@@ -406,11 +484,22 @@ export class Keysmith extends Construct {
     const table = this.tables.get(role);
     const definition = TABLE_DEFINITIONS.find((candidate) => candidate.role === role);
     if (!table || !definition) throw new Error(`Keysmith: no ${role} table`);
-    const { actions, indexes } = TABLE_ACCESS[access];
+    const grant: { actions: readonly string[]; indexes: boolean; leadingKeyWrites?: readonly string[] } = TABLE_ACCESS[access];
+    const { actions, indexes, leadingKeyWrites = [] } = grant;
     const indexArns = indexes ? definition.globalIndexes.map((index) => `${table.tableArn}/index/${index.name}`) : [];
     fn.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
     if (indexArns.length > 0) fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
-    const writes = actions.some((action) => action !== 'dynamodb:GetItem' && action !== 'dynamodb:Query');
+    // Writes confined to jti records by their partition key: the token function cannot write a client or key.
+    if (leadingKeyWrites.length > 0)
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: [...leadingKeyWrites],
+          resources: [table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${JTI_PARTITION_PREFIX}*`] } },
+        }),
+      );
+    const writes =
+      leadingKeyWrites.length > 0 || actions.some((action) => action !== 'dynamodb:GetItem' && action !== 'dynamodb:Query');
     const stack = Stack.of(this);
     fn.addToRolePolicy(
       new PolicyStatement({
@@ -447,6 +536,27 @@ export class Keysmith extends Construct {
       }),
     );
     fn.addEnvironment('KEYSMITH_SEAL_KMS_KEY_ARN', this.sealKey.keyArn);
+  }
+
+  /**
+   * Grants the use of the token-signing keys and sets the variables naming them: `sign` (the token function) may
+   * sign with the signing key and read its public key; `publish` (the authorizer, the discovery function) may only
+   * read the public keys of all of them.
+   */
+  private bindTokenSigningKeys(fn: LambdaFunction, use: 'sign' | 'publish', names: { signing: string; published: string[] }) {
+    const arn = (name: string) => this.tokenSigningKeys.get(name)!.keyArn;
+    if (use === 'sign')
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['kms:Sign', 'kms:GetPublicKey'], resources: [arn(names.signing)] }));
+    else {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['kms:GetPublicKey'],
+          resources: [names.signing, ...names.published].map(arn),
+        }),
+      );
+      if (names.published.length > 0) fn.addEnvironment('KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS', names.published.map(arn).join(','));
+    }
+    fn.addEnvironment('KEYSMITH_TOKEN_SIGNING_KEY_ARN', arn(names.signing));
   }
 
   /** Builds the API's resources and methods from the route table. */
@@ -496,7 +606,7 @@ export class Keysmith extends Construct {
         metric: this.api.metricServerError({ period, statistic: 'Sum' }),
         threshold: 5,
       },
-      ...(['authorizer', 'management', 'discovery'] as const).map((name) => ({
+      ...(['authorizer', 'management', 'discovery', 'token'] as const).map((name) => ({
         id: `${pascal(name)}Tamper`,
         description: `The ${name} function refused a stored item that failed its integrity check (seal or audit head): someone wrote the tables around Keysmith. See its log for the reason and ids.`,
         metric: new Metric({
@@ -508,7 +618,7 @@ export class Keysmith extends Construct {
         }),
         threshold: 1,
       })),
-      ...(['authorizer', 'management', 'discovery'] as const).map((name) => ({
+      ...(['authorizer', 'management', 'discovery', 'token'] as const).map((name) => ({
         id: `${pascal(name)}Throttles`,
         description: `Lambda throttled the ${name} function.`,
         metric: this.functionFor(name).metricThrottles({ period, statistic: 'Sum' }),
@@ -528,6 +638,18 @@ export class Keysmith extends Construct {
       this.alarms.push(created);
     }
   }
+}
+
+/** Checks the token-signing key names: letters and digits, each once, the signing one not among the published. */
+function tokenSigningKeyNames(keys: KeysmithTokenSigningKeys): { signing: string; published: string[]; all: string[] } {
+  const published = keys.published ?? [];
+  const all = [keys.signing, ...published];
+  for (const name of all)
+    if (!/^[A-Za-z0-9]{1,32}$/.test(name))
+      throw new Error(`Keysmith: tokenSigningKeys names are 1 to 32 letters and digits, got ${JSON.stringify(name)}`);
+  if (new Set(all).size !== all.length)
+    throw new Error('Keysmith: tokenSigningKeys names each key once (the signing key is not also published)');
+  return { signing: keys.signing, published, all };
 }
 
 function pascal(name: string): string {

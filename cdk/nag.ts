@@ -36,10 +36,18 @@ export function acknowledgeNagFindings(keysmith: Keysmith): void {
     if (method)
       Validations.of(method).acknowledge({
         id: 'AwsSolutions-APIG4',
-        reason: `${route.method} ${route.path} is public by design: liveness (§5), the OpenAPI document (it describes the routes and holds no data) and OpenID discovery documents (issuer, public JWKS) must be readable without a token.`,
+        reason:
+          route.id === 'token'
+            ? `${route.method} ${route.path} is the OAuth 2.0 token endpoint (§9): the request authenticates itself with a signed client assertion (RFC 7523), which the token function verifies against the client's stored key.`
+            : `${route.method} ${route.path} is public by design: liveness (§5), the OpenAPI document (it describes the routes and holds no data) and OpenID discovery documents (issuer, public JWKS) must be readable without a token.`,
       });
   }
-  for (const fn of [keysmith.authorizerFunction, keysmith.managementFunction, keysmith.discoveryFunction]) {
+  for (const fn of [
+    keysmith.authorizerFunction,
+    keysmith.managementFunction,
+    keysmith.discoveryFunction,
+    keysmith.tokenFunction,
+  ]) {
     if (fn.role)
       Validations.of(fn.role).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',

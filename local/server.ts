@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { MAX_BODY_BYTES, problemResponse } from '#shared/api.ts';
+import { MAX_BODY_BYTES, oauthErrorResponse, problemResponse } from '#shared/api.ts';
 import {
   MethodNotAllowedError,
   NotFoundError,
@@ -14,6 +14,7 @@ import {
   ServiceUnavailableError,
   UnauthorizedError,
 } from '#shared/errors.ts';
+import { OAuthError } from '#shared/oauth.ts';
 import { matchPath, type RouteFunction } from '#shared/routes.ts';
 
 type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -69,14 +70,16 @@ export interface LocalServerOptions {
 
 /** Loads the Lambda handlers and returns an HTTP server (not yet listening) that serves them. */
 export async function createLocalServer({ onRequest }: LocalServerOptions = {}): Promise<Server> {
-  const [management, discovery, authorizer] = await Promise.all([
+  const [management, discovery, token, authorizer] = await Promise.all([
     import('#lambdas/management/handler.ts'),
     import('#lambdas/discovery/handler.ts'),
+    import('#lambdas/token/handler.ts'),
     import('#lambdas/authorizer/handler.ts'),
   ]);
   const functions: Record<RouteFunction, ProxyHandler> = {
     management: management.handler as unknown as ProxyHandler,
     discovery: discovery.handler as unknown as ProxyHandler,
+    token: token.handler as unknown as ProxyHandler,
   };
   const authorize = authorizer.handler as AuthorizerHandler;
 
@@ -87,7 +90,15 @@ export async function createLocalServer({ onRequest }: LocalServerOptions = {}):
     if (!matched) throw new NotFoundError('route_not_found', `No route ${method} ${url.pathname}.`);
     if ('allow' in matched) throw new MethodNotAllowedError(matched.allow);
     const { route, pathParameters } = matched;
-    const body = await readBody(request);
+    let body: string;
+    try {
+      body = await readBody(request);
+    } catch (error) {
+      // The token endpoint answers in RFC 6749's words, even before its function sees the request.
+      if (route.function === 'token' && error instanceof PayloadTooLargeError)
+        return oauthErrorResponse(new OAuthError(400, 'invalid_request', `the body is over ${MAX_BODY_BYTES} bytes`));
+      throw error;
+    }
 
     const headers: Record<string, string> = {};
     const multiValueHeaders: Record<string, string[]> = {};

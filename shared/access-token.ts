@@ -7,6 +7,7 @@
  * no DynamoDB read, which is why the access token's lifetime is also its revocation bound.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { ACCESS_TOKEN_LIFETIME } from './config.ts';
 import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
 import { type CallerIdentity, RESERVED_SCOPE_PREFIX } from './model.ts';
 import { type DenyReason, decodeSegment, MAX_TOKEN_BYTES, TokenRejectedError } from './token-policy.ts';
@@ -14,8 +15,7 @@ import { type DenyReason, decodeSegment, MAX_TOKEN_BYTES, TokenRejectedError } f
 /** The `typ` of an access token (RFC 9068 §2.1); `application/at+jwt` is the same media type, spelled in full. */
 export const ACCESS_TOKEN_TYPES: ReadonlySet<string> = new Set(['at+jwt', 'application/at+jwt']);
 
-/** Bounds of `KEYSMITH_ACCESS_TOKEN_SECONDS` (contract §9). */
-export const ACCESS_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 } as const;
+export { ACCESS_TOKEN_LIFETIME } from './config.ts';
 
 /** A token-signing public key as the JWKS publishes it. */
 export interface IssuerJwk {

@@ -3,6 +3,7 @@
  * body, the authorizer's identity) in, a plain response out. Every failure becomes problem+json here.
  */
 import { publicKeyObject, publicKeyWeakness } from './access-key.ts';
+import type { IssuerKey } from './access-token.ts';
 import { assertTenantAdmin } from './admins.ts';
 import type { AuditLog, ListedAuditEvent } from './audit.ts';
 import { identityContext } from './authorizer.ts';
@@ -27,8 +28,9 @@ import {
   PLATFORM_ADMIN_SCOPE,
   type ServiceClient,
 } from './model.ts';
+import { GRANT_TYPES, OAuthError, parseTokenRequest, type TokenIssuer } from './oauth.ts';
 import { buildOpenApiDocument, OPERATIONS, type OpenApiDocument } from './openapi.ts';
-import type { Route, RouteId } from './routes.ts';
+import { type Route, type RouteId, TOKEN_ENDPOINT_PATH } from './routes.ts';
 import {
   type AuditEventPage,
   auditQuery,
@@ -39,10 +41,13 @@ import {
   createKeyBody,
   emptyQuery,
   type Health,
+  type IssuerJwks,
+  type IssuerMetadata,
   type Jwks,
   type KeyPage,
   type KeyView,
   listQuery,
+  type OAuthErrorBody,
   type OpenIdConfiguration,
   type ProblemBody,
   parseInput,
@@ -83,6 +88,10 @@ export interface ApiDependencies {
   service?: KeysmithService;
   audit?: AuditLog;
   store?: Pick<ClientStore, 'getClientWithKeys'>;
+  /** The deployment's token-signing public keys, signer's first (the discovery function; contract §9). */
+  issuerKeys?: () => Promise<readonly IssuerKey[]>;
+  /** The token endpoint (the token function). */
+  tokenIssuer?: TokenIssuer;
   /** Called with failures that become a 5xx, for logging: the error thrown and what it was reported as. */
   onServerError?: (error: unknown, request: ApiRequest, reported: KeysmithError | undefined) => void;
 }
@@ -326,6 +335,88 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
     case 'openapi':
       // Its servers name this deployment's base URL, so a client generated from it calls the right place.
       return json(200, openApiDocument(issuerBase), { 'cache-control': 'public, max-age=300' });
+    case 'issuerMetadata':
+    case 'authorizationServerMetadata':
+      tokenIssuerKeys(deps);
+      return json(200, issuerMetadata(issuerBase), { 'cache-control': `public, max-age=${ISSUER_DOCUMENT_SECONDS}` });
+    case 'issuerJwks': {
+      const keys = await tokenIssuerKeys(deps)();
+      return json(200, { keys: keys.map((key) => key.jwk) } satisfies IssuerJwks, {
+        'cache-control': `public, max-age=${ISSUER_DOCUMENT_SECONDS}`,
+      });
+    }
+    case 'token':
+      // Served by handleApiRequest, whose errors there are RFC 6749's, not problem+json.
+      throw new Error('the token route is not dispatched');
+  }
+}
+
+/** The issuer's keys; a deployment configured without a token-signing key has no token issuer to describe. */
+function tokenIssuerKeys(deps: ApiDependencies): () => Promise<readonly IssuerKey[]> {
+  if (deps.issuerKeys) return deps.issuerKeys;
+  throw new KeysmithError(
+    404,
+    'token_issuer_not_configured',
+    'Not found',
+    'This deployment issues no access tokens: it has no token-signing key (KEYSMITH_TOKEN_SIGNING_KEY_ARN).',
+  );
+}
+
+/**
+ * How long the issuer's metadata and JWKS may be cached: a rotation publishes the next key at least this long before
+ * it signs (docs/token-issuer.md), so a verifier's cached JWKS always holds the key of any token it is shown.
+ */
+export const ISSUER_DOCUMENT_SECONDS = 300;
+
+/** The issuer's metadata (contract §9): what an OAuth 2.0 client library discovers before its token request. */
+export function issuerMetadata(issuerBase: string): IssuerMetadata {
+  return {
+    issuer: issuerBase,
+    token_endpoint: `${issuerBase}${TOKEN_ENDPOINT_PATH}`,
+    jwks_uri: `${issuerBase}/.well-known/jwks.json`,
+    grant_types_supported: [...GRANT_TYPES],
+    token_endpoint_auth_methods_supported: ['private_key_jwt'],
+    // The assertion's alg follows from the client's key; Ed25519 is RFC 9864's name for EdDSA with Ed25519.
+    token_endpoint_auth_signing_alg_values_supported: [...ALGORITHMS, 'Ed25519'],
+    // No authorization endpoint: Keysmith issues tokens to clients for themselves only (client_credentials).
+    response_types_supported: [],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    claims_supported: ['iss', 'sub', 'client_id', 'aud', 'scope', 'tenant_id', 'key_id', 'iat', 'exp', 'jti'],
+  };
+}
+
+const OAUTH_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache' };
+
+/** An RFC 6749 §5.2 error answer. */
+export function oauthErrorResponse(error: OAuthError): ApiResponse {
+  return {
+    statusCode: error.status,
+    headers: { ...OAUTH_HEADERS },
+    body: JSON.stringify(error.toJSON() satisfies OAuthErrorBody),
+  };
+}
+
+/** The token endpoint (contract §9): RFC 6749 answers, `Cache-Control: no-store`, never a 5xx for a caller's mistake. */
+async function tokenRequest(request: ApiRequest, deps: ApiDependencies): Promise<ApiResponse> {
+  try {
+    // Credentials in a URL end up in logs: the token request is the body alone (RFC 6749 section 3.2).
+    if (Object.keys(request.query).length > 0)
+      throw new OAuthError(400, 'invalid_request', 'send the token request parameters in the body, not the query');
+    if (Buffer.byteLength(request.body ?? '', 'utf8') > MAX_BODY_BYTES)
+      throw new OAuthError(400, 'invalid_request', `the body is over ${MAX_BODY_BYTES} bytes`);
+    const parameters = parseTokenRequest(request.headers['content-type'], request.body);
+    const granted = await need(deps.tokenIssuer, 'token issuer').token(parameters, request.headers.authorization);
+    return { statusCode: 200, headers: { ...OAUTH_HEADERS }, body: JSON.stringify(granted) };
+  } catch (error) {
+    if (error instanceof OAuthError) return oauthErrorResponse(error);
+    const mapped = unavailable(error);
+    deps.onServerError?.(error, request, mapped);
+    return oauthErrorResponse(
+      mapped && mapped.status === 503
+        ? new OAuthError(503, 'temporarily_unavailable', 'a dependency of Keysmith is unavailable; retry with a new assertion')
+        : new OAuthError(500, 'server_error', 'Keysmith failed to answer; retry with a new assertion'),
+    );
   }
 }
 
@@ -353,6 +444,7 @@ async function discover(deps: ApiDependencies, clientId: string) {
 
 /** Serves one request. Never throws: every failure is a problem+json response. */
 export async function handleApiRequest(request: ApiRequest, deps: ApiDependencies): Promise<ApiResponse> {
+  if (request.route.id === 'token') return tokenRequest(request, deps);
   try {
     const result = await dispatch(request, deps);
     const headers: Record<string, string> = { 'cache-control': 'no-store', ...result.headers };

@@ -1,5 +1,8 @@
 import { TENANT_ID } from './ids.ts';
 
+/** Bounds of `KEYSMITH_ACCESS_TOKEN_SECONDS`, the access-token lifetime (contract §9). */
+export const ACCESS_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 } as const;
+
 /**
  * Keysmith's configuration, read from the environment once, into one typed object.
  * A missing or malformed variable fails at cold start with a message naming it, never deep inside a request.
@@ -164,9 +167,10 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
       keyFile: signingKeyFile,
       publishedKeyFiles: list(env.KEYSMITH_LOCAL_TOKEN_PUBLISHED_KEY_FILES),
     };
-  const accessTokenSeconds = positiveInteger(env, 'KEYSMITH_ACCESS_TOKEN_SECONDS', 300);
-  if (accessTokenSeconds < 60 || accessTokenSeconds > 3600)
-    throw new ConfigError(`KEYSMITH_ACCESS_TOKEN_SECONDS must be from 60 to 3600, got ${accessTokenSeconds}`);
+  const { default: fallback, min, max } = ACCESS_TOKEN_LIFETIME;
+  const accessTokenSeconds = positiveInteger(env, 'KEYSMITH_ACCESS_TOKEN_SECONDS', fallback);
+  if (accessTokenSeconds < min || accessTokenSeconds > max)
+    throw new ConfigError(`KEYSMITH_ACCESS_TOKEN_SECONDS must be from ${min} to ${max}, got ${accessTokenSeconds}`);
 
   const retention = env.KEYSMITH_AUDIT_RETENTION_DAYS;
   return {

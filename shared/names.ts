@@ -8,6 +8,8 @@ export const METRICS_NAMESPACE = 'Keysmith';
 /** Counted once per stored item refused by its integrity check (dimension `service`); the stack alarms on any. */
 export const TAMPER_METRIC = 'TamperDetected';
 /** The Powertools service name of each function, the `service` dimension of its metrics. */
-export const metricsServiceName = (fn: 'authorizer' | 'management' | 'discovery'): string => `keysmith-${fn}`;
+export const metricsServiceName = (fn: 'authorizer' | 'management' | 'discovery' | 'token'): string => `keysmith-${fn}`;
 /** The `purpose` of every audit record's encryption context; the stack's IAM condition on the audit key names it. */
 export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
+/** The partition-key prefix of the token endpoint's jti records: the one prefix its IAM policy lets it write. */
+export const JTI_PARTITION_PREFIX = 'JTI#';

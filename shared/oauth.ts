@@ -14,6 +14,8 @@ import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
 import { AccessTokenTooLargeError, accessTokenSigningInput, type TokenSigner } from './access-token.ts';
 import { isKeyActive, RESERVED_SCOPE_PREFIX } from './model.ts';
+import { JTI_PARTITION_PREFIX } from './names.ts';
+import type { OAuthErrorCode } from './schemas.ts';
 import type { ClientStore } from './store.ts';
 import {
   checkTimeAndAudience,
@@ -44,7 +46,7 @@ export class OAuthError extends Error {
   override name = 'OAuthError';
   constructor(
     readonly status: 400 | 401 | 500 | 503,
-    readonly error: string,
+    readonly error: OAuthErrorCode,
     readonly description: string,
   ) {
     super(description);
@@ -52,7 +54,7 @@ export class OAuthError extends Error {
   }
 
   /** The JSON body of the error answer. */
-  toJSON(): { error: string; error_description: string } {
+  toJSON(): { error: OAuthErrorCode; error_description: string } {
     return { error: this.error, error_description: this.description };
   }
 }
@@ -116,7 +118,7 @@ export class DynamoJtiStore implements JtiStore {
       await this.db.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `JTI#${clientId}#${digest}`, sk: 'JTI', expiresAtEpoch },
+          Item: { pk: `${JTI_PARTITION_PREFIX}${clientId}#${digest}`, sk: 'JTI', expiresAtEpoch },
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAtEpoch < :now',
           ExpressionAttributeValues: { ':now': nowEpoch },
         }),

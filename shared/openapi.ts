@@ -16,15 +16,20 @@ import {
   createdKeySchema,
   createKeyBody,
   healthSchema,
+  issuerJwksSchema,
+  issuerMetadataSchema,
   jwksSchema,
   keyPageSchema,
   keyViewSchema,
   listQuery,
+  oauthErrorSchema,
   openApiDocumentSchema,
   openidConfigurationSchema,
   pathParameters,
   problemSchema,
   publishedJwkSchema,
+  tokenRequestSchema,
+  tokenResponseSchema,
   updateClientBody,
   whoAmISchema,
 } from './schemas.ts';
@@ -95,6 +100,10 @@ const RESPONSE_BODIES = {
   OpenIdConfiguration: openidConfigurationSchema,
   Jwks: jwksSchema,
   OpenApiDocument: openApiDocumentSchema,
+  IssuerMetadata: issuerMetadataSchema,
+  IssuerJwks: issuerJwksSchema,
+  TokenResponse: tokenResponseSchema,
+  OAuthError: oauthErrorSchema,
   Problem: problemSchema,
 } as const;
 type ResponseBody = keyof typeof RESPONSE_BODIES;
@@ -104,6 +113,7 @@ const REQUEST_BODIES = {
   CreateClientRequest: createClientBody,
   UpdateClientRequest: updateClientBody,
   CreateAccessKeyRequest: createKeyBody,
+  TokenRequest: tokenRequestSchema,
 } as const;
 type RequestBody = keyof typeof REQUEST_BODIES;
 
@@ -113,6 +123,8 @@ const TAGS = {
   'Access keys': 'A client’s asymmetric access keys (admin). The private key of a generated key is shown once.',
   Audit: 'The tenant’s decrypted audit trail, newest first (admin).',
   Discovery: 'Each client’s OpenID configuration and JWKS, public so that any verifier can read them.',
+  OAuth:
+    'Keysmith as an OAuth 2.0 token issuer (contract §9): its metadata, its token-signing keys, and its token endpoint, whose errors are RFC 6749 JSON.',
 } as const;
 type Tag = keyof typeof TAGS;
 
@@ -160,7 +172,9 @@ interface OperationSpec {
   tag: Tag;
   /** The query parameters the route accepts; without it, any query parameter is refused (400). */
   query?: z.ZodObject;
-  body?: { schema: RequestBody; required: boolean };
+  body?: { schema: RequestBody; required: boolean; mediaType?: 'application/x-www-form-urlencoded' };
+  /** Errors in RFC 6749 §5.2 JSON, by status, instead of problem+json (the token endpoint). */
+  oauthErrors?: Partial<Record<400 | 401 | 500 | 503, string>>;
   success: { status: 200 | 201 | 204; description: string; body?: ResponseBody; headers?: Record<string, OpenApiHeader> };
   /** Error statuses of this route besides {@link COMMON_ERRORS} and those of its auth ({@link AUTH_ERRORS}). */
   errors: readonly ErrorStatus[];
@@ -278,6 +292,50 @@ export const OPERATIONS: Record<RouteId, OperationSpec> = {
     success: { status: 200, description: 'The key set.', body: 'Jwks' },
     errors: [404, 503],
   },
+  issuerMetadata: {
+    summary: 'The token issuer’s metadata',
+    description:
+      'OpenID Connect Discovery metadata of Keysmith as an OAuth 2.0 token issuer: its token endpoint and JWKS, the grants and the client authentication (private_key_jwt) it takes.',
+    tag: 'OAuth',
+    success: { status: 200, description: 'The metadata.', body: 'IssuerMetadata' },
+    errors: [404, 503],
+  },
+  authorizationServerMetadata: {
+    summary: 'The token issuer’s metadata (RFC 8414)',
+    description: 'The same metadata as `/.well-known/openid-configuration`, under the name RFC 8414 gives it.',
+    tag: 'OAuth',
+    success: { status: 200, description: 'The metadata.', body: 'IssuerMetadata' },
+    errors: [404, 503],
+  },
+  issuerJwks: {
+    summary: 'The token issuer’s JWKS',
+    description: 'The public keys access tokens are signed with (RS256): during a rotation, the next or retiring key too.',
+    tag: 'OAuth',
+    success: { status: 200, description: 'The key set.', body: 'IssuerJwks' },
+    errors: [404, 503],
+  },
+  token: {
+    summary: 'Get an access token',
+    description:
+      'RFC 6749 token request, form-encoded: `client_credentials` with a `private_key_jwt` client assertion (RFC 7523 §2.2), or the `jwt-bearer` grant (RFC 7523 §2.1). The assertion is a client token with `aud` the issuer base, a single-use `jti` and a lifetime of at most 300 s.',
+    tag: 'OAuth',
+    body: { schema: 'TokenRequest', required: true, mediaType: 'application/x-www-form-urlencoded' },
+    success: {
+      status: 200,
+      description: 'The access token (RFC 9068).',
+      body: 'TokenResponse',
+      headers: {
+        'Cache-Control': { description: 'Always `no-store`.', required: true, schema: { const: 'no-store' } },
+      },
+    },
+    errors: [],
+    oauthErrors: {
+      400: 'A malformed request or a refused grant: `invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unsupported_grant_type`.',
+      401: 'The client assertion failed a rule (`invalid_client`).',
+      500: 'Keysmith failed (`server_error`).',
+      503: 'A dependency is unavailable (`temporarily_unavailable`); retry with a new assertion.',
+    },
+  },
   openapi: {
     summary: 'This document',
     description: 'The OpenAPI 3.1 document of this API.',
@@ -350,9 +408,14 @@ function operation(route: Route): OpenApiOperation {
       ...(success.body ? { content: { 'application/json': { schema: ref(success.body) } } } : {}),
     },
   };
+  const oauthErrors = Object.entries(spec.oauthErrors ?? {});
+  // API Gateway's own answers (a body too large for it, throttling, a timeout) stay problem+json on every route.
   const errors = new Set([...COMMON_ERRORS, ...AUTH_ERRORS[route.auth], ...spec.errors]);
+  for (const [status] of oauthErrors) errors.delete(Number(status) as ErrorStatus);
   for (const status of [...errors].sort((a, b) => a - b))
     responses[status] = { $ref: `#/components/responses/${ERROR_RESPONSES[status][0]}` };
+  for (const [status, description] of oauthErrors)
+    responses[status] = { description, content: { 'application/json': { schema: ref('OAuthError') } } };
   const parameters = [...pathParametersOf(route), ...(spec.query ? queryParametersOf(spec.query) : [])];
   return {
     operationId: route.id,
@@ -362,7 +425,12 @@ function operation(route: Route): OpenApiOperation {
     security: route.auth === 'none' ? [] : [{ bearerAuth: [] }],
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(spec.body
-      ? { requestBody: { required: spec.body.required, content: { 'application/json': { schema: ref(spec.body.schema) } } } }
+      ? {
+          requestBody: {
+            required: spec.body.required,
+            content: { [spec.body.mediaType ?? 'application/json']: { schema: ref(spec.body.schema) } },
+          },
+        }
       : {}),
     responses,
   };

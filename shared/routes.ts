@@ -4,7 +4,7 @@
  */
 
 /** The Lambda functions that serve routes (each is `lambdas/<name>/handler.ts`). */
-export type RouteFunction = 'management' | 'discovery';
+export type RouteFunction = 'management' | 'discovery' | 'token';
 
 /** none: public; client: any valid client token; admin: a client token with an admin scope for the tenant. */
 export type RouteAuth = 'none' | 'client' | 'admin';
@@ -32,12 +32,18 @@ export type RouteId =
   | 'listAuditEvents'
   | 'openidConfiguration'
   | 'jwks'
-  | 'openapi';
+  | 'openapi'
+  | 'issuerMetadata'
+  | 'authorizationServerMetadata'
+  | 'issuerJwks'
+  | 'token';
 
 const CLIENTS = '/v1/tenants/{tenantId}/clients';
 const CLIENT = `${CLIENTS}/{clientId}`;
 const KEYS = `${CLIENT}/access-keys`;
 const DISCOVERY = '/v1/clients/{clientId}/.well-known/openid-configuration';
+/** The token endpoint, under the issuer base (contract §9). */
+export const TOKEN_ENDPOINT_PATH = '/v1/oauth/token';
 
 export const ROUTES: readonly Route[] = [
   { id: 'health', method: 'GET', path: '/v1/health', function: 'discovery', auth: 'none' },
@@ -55,6 +61,18 @@ export const ROUTES: readonly Route[] = [
   { id: 'jwks', method: 'GET', path: `${DISCOVERY}/jwks`, function: 'discovery', auth: 'none' },
   // The OpenAPI document of this table (shared/openapi.ts), public like the other discovery documents.
   { id: 'openapi', method: 'GET', path: '/v1/openapi.json', function: 'discovery', auth: 'none' },
+  // Keysmith as an OAuth 2.0 token issuer (contract §9): its metadata under both names, its keys, its token endpoint.
+  { id: 'issuerMetadata', method: 'GET', path: '/.well-known/openid-configuration', function: 'discovery', auth: 'none' },
+  {
+    id: 'authorizationServerMetadata',
+    method: 'GET',
+    path: '/.well-known/oauth-authorization-server',
+    function: 'discovery',
+    auth: 'none',
+  },
+  { id: 'issuerJwks', method: 'GET', path: '/.well-known/jwks.json', function: 'discovery', auth: 'none' },
+  // Its own function: the only one that signs (kms:Sign) and the only writer of jti records.
+  { id: 'token', method: 'POST', path: TOKEN_ENDPOINT_PATH, function: 'token', auth: 'none' },
 ];
 
 /** The route API Gateway matched, by its resource path and method. */

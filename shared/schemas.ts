@@ -319,6 +319,74 @@ export type OpenIdConfiguration = z.output<typeof openidConfigurationSchema>;
 export const jwksSchema = z.strictObject({ keys: z.array(publishedJwkSchema) });
 export type Jwks = z.output<typeof jwksSchema>;
 
+/** The deployment's metadata as an OAuth 2.0 authorization server (contract §9, RFC 8414, OpenID Connect Discovery). */
+export const issuerMetadataSchema = z.strictObject({
+  issuer: z.url(),
+  token_endpoint: z.url(),
+  jwks_uri: z.url(),
+  grant_types_supported: z.array(z.string()),
+  token_endpoint_auth_methods_supported: z.array(z.literal('private_key_jwt')),
+  token_endpoint_auth_signing_alg_values_supported: z.array(z.string()),
+  response_types_supported: z.array(z.string()),
+  subject_types_supported: z.array(z.string()),
+  id_token_signing_alg_values_supported: z.array(z.literal('RS256')),
+  claims_supported: z.array(z.string()),
+});
+export type IssuerMetadata = z.output<typeof issuerMetadataSchema>;
+
+/** A token-signing public key of the deployment (RSA, RS256). */
+export const issuerJwkSchema = z.strictObject({
+  kty: z.literal('RSA'),
+  n: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  e: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  kid: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the RFC 7638 thumbprint of the key'),
+  alg: z.literal('RS256'),
+  use: z.literal('sig'),
+});
+/** The deployment's token-signing keys: the signing one, and during a rotation the next or the retiring one. */
+export const issuerJwksSchema = z.strictObject({ keys: z.array(issuerJwkSchema) });
+export type IssuerJwks = z.output<typeof issuerJwksSchema>;
+
+const formParameter = (description: string) => z.string().describe(description).optional();
+/** `POST /v1/oauth/token`, form-encoded (RFC 6749 §4.4, RFC 7523): for the document; oauth.ts parses it. */
+export const tokenRequestSchema = z.object({
+  grant_type: z.enum(['client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer']),
+  client_assertion_type: formParameter('`urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (client_credentials)'),
+  client_assertion: formParameter('The assertion: a client token with aud the issuer base and a fresh jti (client_credentials)'),
+  client_id: formParameter("Optional; the assertion's clientId"),
+  assertion: formParameter('The assertion (the jwt-bearer grant)'),
+  scope: formParameter("Space-separated, a subset of the client's scopes; absent: all of them but keysmith: scopes"),
+  resource: formParameter("The audience of the access token (RFC 8707); absent: the deployment's first audience"),
+});
+
+/** A granted token request (RFC 6749 §5.1). */
+export const tokenResponseSchema = z.strictObject({
+  access_token: z.string(),
+  token_type: z.literal('Bearer'),
+  expires_in: z.number().int().min(1),
+  scope: z.string(),
+});
+
+/** The `error` codes the token endpoint answers with (RFC 6749 §5.2, RFC 8707). */
+export const OAUTH_ERROR_CODES = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'invalid_scope',
+  'invalid_target',
+  'unsupported_grant_type',
+  'server_error',
+  'temporarily_unavailable',
+] as const;
+export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number];
+
+/** A refused token request (RFC 6749 §5.2): the token endpoint's errors are these, not problem+json. */
+export const oauthErrorSchema = z.strictObject({
+  error: z.enum(OAUTH_ERROR_CODES),
+  error_description: z.string().regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/),
+});
+export type OAuthErrorBody = z.output<typeof oauthErrorSchema>;
+
 /** RFC 9457 problem details with Keysmith's stable `code`; `errors` lists each validation issue. */
 export const problemSchema = z.strictObject({
   type: z.string().regex(/^urn:keysmith:problem:[a-z0-9_]+$/),

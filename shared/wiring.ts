@@ -12,6 +12,7 @@ import { Authorizer } from './authorizer.ts';
 import { ConfigError, type KeysmithConfig, requireAuditKey, requireSealKey, requireTable } from './config.ts';
 import { createDocumentClient } from './dynamodb.ts';
 import { logger } from './logger.ts';
+import { DynamoJtiStore, TokenIssuer } from './oauth.ts';
 import { KmsSealKey, LocalSealKey, type SealKey } from './seal.ts';
 import { KeysmithService } from './service.ts';
 import { ClientStore, type TamperListener } from './store.ts';
@@ -85,9 +86,33 @@ export function createTokenSigners(
   };
 }
 
-/** Every published token-signing public key: the signer's first. */
+/** Every published token-signing public key: the signer's first (each signer fetches its own once). */
 export const issuerKeysOf = (signers: { signer: TokenSigner; published: TokenSigner[] }) => (): Promise<IssuerKey[]> =>
   Promise.all([signers.signer, ...signers.published].map((signer) => signer.key()));
+
+/** The token signers a function that issues or publishes access tokens needs; fails at cold start without them. */
+export function requireTokenSigners(config: KeysmithConfig, kmsClient?: KMSClient) {
+  const signers = createTokenSigners(config, kmsClient);
+  if (!signers)
+    throw new ConfigError(
+      'KEYSMITH_TOKEN_SIGNING_KEY_ARN (in AWS) or KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE (locally) is required',
+    );
+  return signers;
+}
+
+/** The token endpoint's parts (contract §9): strongly consistent sealed reads, the jti records, the signer. */
+export function createTokenIssuer(config: KeysmithConfig, options: WiringOptions = {}): TokenIssuer {
+  const documentClient = options.documentClient ?? createDocumentClient();
+  return new TokenIssuer({
+    store: createStore(config, { ...options, documentClient }),
+    jti: new DynamoJtiStore(documentClient, requireTable(config, 'main')),
+    signer: requireTokenSigners(config, options.kmsClient).signer,
+    issuerBase: config.issuerBase,
+    audiences: config.audiences,
+    accessTokenSeconds: config.accessTokenSeconds,
+    clockSkewSeconds: config.clockSkewSeconds,
+  });
+}
 
 export function createStore(config: KeysmithConfig, options: WiringOptions = {}): ClientStore {
   return new ClientStore({

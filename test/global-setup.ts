@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createTables, localClient, startDynamoDbLocal } from '../local/dynamodb-local.ts';
 import { buildLambdas } from '../scripts/build-lambdas.ts';
+import { LocalTokenSigner } from '../shared/token-signers.ts';
 import { ensureNode24 } from './support/node24.ts';
 
 export const TEST_TABLES = { main: 'keysmith-test-main', audit: 'keysmith-test-audit' };
@@ -16,6 +17,7 @@ declare module 'vitest' {
     tables: { main: string; audit: string };
     wrappingKeyFile: string;
     sealKeyFile: string;
+    tokenSigningKeyFile: string;
   }
 }
 
@@ -37,6 +39,9 @@ export default async function setup(project: TestProject) {
   project.provide('tables', TEST_TABLES);
   project.provide('wrappingKeyFile', wrappingKeyFile);
   project.provide('sealKeyFile', sealKeyFile);
+  const tokenSigningKeyFile = join(dir, 'token-signing-key');
+  writeFileSync(tokenSigningKeyFile, LocalTokenSigner.generatePem(), { mode: 0o600 });
+  project.provide('tokenSigningKeyFile', tokenSigningKeyFile);
   return async () => {
     await dynamodb.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ Object.assign(process.env, {
   KEYSMITH_AUDIT_TABLE: tables.audit,
   KEYSMITH_LOCAL_WRAPPING_KEY_FILE: inject('wrappingKeyFile'),
   KEYSMITH_LOCAL_SEAL_KEY_FILE: inject('sealKeyFile'),
+  KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE: inject('tokenSigningKeyFile'),
   KEYSMITH_ISSUER_BASE: 'http://keysmith.test',
   KEYSMITH_AUDIENCES: 'http://keysmith.test,https://api.example.test',
   POWERTOOLS_LOG_LEVEL: 'SILENT',

@@ -116,6 +116,79 @@ describe('a consumer app attaching the authorizer by its exported ARN', () => {
   });
 });
 
+describe("HTTP API's native JWT authorizer for access tokens (contract §9)", () => {
+  it('verifies against the exported issuer base and audience, with scopes per route, and no Lambda or permission', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Consumer', { env: { account: '111122223333', region: 'us-east-1' } });
+    const keysmith = KeysmithAuthorizer.fromStackExport(stack, 'Keysmith');
+    const api = new HttpApi(stack, 'InvoicesApi');
+    const jwt = keysmith.httpJwtAuthorizer('Jwt', { audience: ['https://invoices.example.com'] });
+    const integration = new HttpUrlIntegration('Backend', 'https://backend.example.com/invoices');
+    api.addRoutes({
+      path: '/invoices',
+      methods: [HttpMethod.GET],
+      integration,
+      authorizer: jwt,
+      authorizationScopes: ['invoices:read'],
+    });
+    api.addRoutes({
+      path: '/invoices',
+      methods: [HttpMethod.POST],
+      integration,
+      authorizer: jwt,
+      authorizationScopes: ['invoices:write'],
+    });
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Json>;
+
+    const [[authorizerId, authorizer]] = ofType(resources, 'AWS::ApiGatewayV2::Authorizer') as [[string, Json]];
+    expect(authorizer.Properties).toMatchObject({
+      AuthorizerType: 'JWT',
+      IdentitySource: ['$request.header.Authorization'],
+      JwtConfiguration: { Issuer: { 'Fn::ImportValue': 'Keysmith-IssuerBase' }, Audience: ['https://invoices.example.com'] },
+    });
+    const routes = ofType(resources, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties);
+    expect(routes.map((route) => [route.RouteKey, route.AuthorizationType, route.AuthorizationScopes]).sort()).toEqual([
+      ['GET /invoices', 'JWT', ['invoices:read']],
+      ['POST /invoices', 'JWT', ['invoices:write']],
+    ]);
+    for (const route of routes) expect(route.AuthorizerId).toEqual({ Ref: authorizerId });
+    // Nothing to invoke: API Gateway verifies the token itself, and the stack never imports the authorizer ARN.
+    expect(ofType(resources, 'AWS::Lambda::Permission')).toEqual([]);
+    expect(contains(resources, { 'Fn::ImportValue': 'Keysmith-AuthorizerFunctionArn' })).toBe(false);
+  });
+
+  it("uses the Keysmith construct's issuer base in the same app, and says what is missing without one", () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new KeysmithStack(app, 'Keysmith', {
+      env: { region: 'us-east-1' },
+      keysmith: { issuerBase: 'https://keys.example.com' },
+    });
+    const attach = new KeysmithAuthorizer(stack, 'ForReports', {
+      authorizerFunction: stack.keysmith.authorizerFunction,
+      issuerBase: stack.keysmith.issuerBase,
+    });
+    const api = new HttpApi(stack, 'ReportsApi');
+    api.addRoutes({
+      path: '/reports',
+      methods: [HttpMethod.GET],
+      integration: new HttpUrlIntegration('Backend', 'https://backend.example.com/reports'),
+      authorizer: attach.httpJwtAuthorizer(undefined, { audience: ['https://reports.example.com'] }),
+    });
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Json>;
+    const [[, authorizer]] = ofType(resources, 'AWS::ApiGatewayV2::Authorizer') as [[string, Json]];
+    expect(authorizer.Properties.JwtConfiguration).toEqual({
+      Issuer: 'https://keys.example.com',
+      Audience: ['https://reports.example.com'],
+    });
+
+    const bare = new KeysmithAuthorizer(new Stack(new App(), 'Other'), 'Bare', {
+      authorizerFunctionArn: 'arn:aws:lambda:us-east-1:111122223333:function:keysmith',
+    });
+    expect(() => bare.httpJwtAuthorizer('Jwt', { audience: ['https://a.example'] })).toThrow(/issuer base/);
+    expect(() => attach.httpJwtAuthorizer('Empty', { audience: [] })).toThrow(/audience/);
+  });
+});
+
 describe('attaching in the Keysmith stack itself', () => {
   it('uses the function directly and grants its invocation to the other API', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });

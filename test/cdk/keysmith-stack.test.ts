@@ -27,7 +27,7 @@ interface Statement {
   Condition?: Json;
 }
 
-const FUNCTIONS: KeysmithFunctionName[] = ['authorizer', 'management', 'discovery'];
+const FUNCTIONS: KeysmithFunctionName[] = ['authorizer', 'management', 'discovery', 'token'];
 const WRITE_ACTION = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|ConditionCheckItem|\*)$/;
 
 let outdir: string;
@@ -158,15 +158,19 @@ describe('least privilege', () => {
   });
 
   for (const name of ['authorizer', 'discovery'] as const) {
-    it(`lets the ${name} only query the main table, decrypt through DynamoDB and verify seals (never make one)`, () => {
+    it(`lets the ${name} only query the main table, decrypt through DynamoDB, verify seals (never make one) and read the token-signing public keys`, () => {
       const statements = roleStatements(name);
       const all = statements.flatMap(actions);
       expect(all.filter((action) => WRITE_ACTION.test(action))).toEqual([]);
       expect(all.filter((action) => action.startsWith('kms:')).sort()).toEqual([
         'kms:Decrypt',
         'kms:DescribeKey',
+        'kms:GetPublicKey',
         'kms:VerifyMac',
       ]);
+      const publicKeys = statements.filter((s) => actions(s).includes('kms:GetPublicKey'));
+      expect(publicKeys.flatMap(actions)).toEqual(['kms:GetPublicKey']);
+      expect(publicKeys.flatMap(resourcesOf)).toEqual([arnOf(keysmith.tokenSigningKey)]);
       expect(all).not.toContain('kms:GenerateDataKey');
       expect(all).not.toContain('kms:GenerateMac');
       for (const statement of statements.filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')))) {
@@ -230,6 +234,7 @@ describe('least privilege', () => {
       'keysmith-authorizer',
       'keysmith-discovery',
       'keysmith-management',
+      'keysmith-token',
     ]);
     for (const alarm of alarms) expect(alarm.Properties.Threshold).toBe(1);
   });
@@ -251,6 +256,55 @@ describe('least privilege', () => {
       const logs = roleStatements(name).filter((s) => actions(s).some((a) => a.startsWith('logs:')));
       expect(logs.flatMap(resourcesOf)).toEqual([arnOf(fn(name).logGroup)]);
     }
+  });
+});
+
+describe('the token issuer (contract §9)', () => {
+  it('signs with an RSA_2048 SIGN_VERIFY KMS key, retained, that only the token function may use to sign', () => {
+    const properties = resources[logicalId(keysmith.tokenSigningKey)]!.Properties;
+    expect(properties).toMatchObject({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' });
+    expect(resources[logicalId(keysmith.tokenSigningKey)]!.DeletionPolicy).toBe('Retain');
+    for (const name of FUNCTIONS) {
+      const signs = roleStatements(name).filter((s) => actions(s).includes('kms:Sign'));
+      if (name !== 'token') expect(signs, name).toEqual([]);
+      else {
+        expect(signs.flatMap(actions).sort()).toEqual(['kms:GetPublicKey', 'kms:Sign']);
+        expect(signs.flatMap(resourcesOf)).toEqual([arnOf(keysmith.tokenSigningKey)]);
+      }
+    }
+  });
+
+  it('lets the token function read a client consistently and write jti records only, never a client or key', () => {
+    const statements = roleStatements('token');
+    const dynamodb = statements.filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamodb).toEqual([
+      { Action: 'dynamodb:Query', Effect: 'Allow', Resource: arnOf(keysmith.mainTable) },
+      {
+        Action: 'dynamodb:PutItem',
+        Effect: 'Allow',
+        Resource: arnOf(keysmith.mainTable),
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['JTI#*'] } },
+      },
+    ]);
+    const all = statements.flatMap(actions);
+    expect(all).not.toContain('kms:GenerateMac');
+    expect(all).toContain('kms:VerifyMac');
+    expect(contains(statements, arnOf(keysmith.auditKey))).toBe(false);
+    expect(contains(statements, arnOf(keysmith.auditTable))).toBe(false);
+    const env = environment('token');
+    expect(env).toMatchObject({
+      KEYSMITH_TOKEN_SIGNING_KEY_ARN: arnOf(keysmith.tokenSigningKey),
+      KEYSMITH_ACCESS_TOKEN_SECONDS: '300',
+      KEYSMITH_MAIN_TABLE: ref(keysmith.mainTable),
+    });
+    expect(env).not.toHaveProperty('KEYSMITH_AUDIT_TABLE');
+  });
+
+  it('serves the token route from the token function, without the authorizer', () => {
+    const method = resources[logicalId(keysmith.routeMethods.get('token')!)]!.Properties;
+    expect(method).toMatchObject({ HttpMethod: 'POST', AuthorizationType: 'NONE' });
+    expect(contains(method.Integration.Uri, arnOf(fn('token')))).toBe(true);
+    template.hasOutput('TokenEndpoint', { Export: { Name: 'Keysmith-TokenEndpoint' } });
   });
 });
 
@@ -477,7 +531,52 @@ describe('props', () => {
     expect(authorizer.Properties.AuthorizerResultTtlInSeconds).toBe(15);
   });
 
+  it('rotates the token-signing key with overlap in three deploys, each key keeping its resource', () => {
+    const step = (tokenSigningKeys: KeysmithProps['tokenSigningKeys']) => {
+      const { stack: variant, resources: variantResources } = configured({
+        tokenSigningKeys,
+        accessTokenLifetime: Duration.minutes(10),
+      });
+      const id = (construct: IConstruct) => variant.getLogicalId(construct.node.defaultChild as CfnElement);
+      const env = (name: KeysmithFunctionName) =>
+        variantResources[id(variant.keysmith.functionFor(name))]!.Properties.Environment.Variables;
+      const arn = (name: string) => ({ 'Fn::GetAtt': [id(variant.keysmith.tokenSigningKeys.get(name)!), 'Arn'] });
+      const keys = Object.entries(variantResources)
+        .filter(([, r]) => r.Type === 'AWS::KMS::Key' && r.Properties.KeySpec === 'RSA_2048')
+        .map(([logical]) => logical)
+        .sort();
+      return { env, arn, keys, id, variant };
+    };
+    // 1. The next key is published (JWKS, authorizer) while the current one still signs.
+    const first = step({ signing: 'v1', published: ['v2'] });
+    expect(first.keys).toHaveLength(2);
+    expect(first.env('token').KEYSMITH_TOKEN_SIGNING_KEY_ARN).toEqual(first.arn('v1'));
+    expect(first.env('token')).not.toHaveProperty('KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS');
+    for (const name of ['authorizer', 'discovery'] as const)
+      expect(first.env(name)).toMatchObject({
+        KEYSMITH_TOKEN_SIGNING_KEY_ARN: first.arn('v1'),
+        KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS: {
+          'Fn::GetAtt': [first.id(first.variant.keysmith.tokenSigningKeys.get('v2')!), 'Arn'],
+        },
+      });
+    // 2. The next key signs; the retiring one stays published until its last token has expired.
+    const second = step({ signing: 'v2', published: ['v1'] });
+    expect(second.keys).toEqual(first.keys);
+    expect(second.env('token').KEYSMITH_TOKEN_SIGNING_KEY_ARN).toEqual(second.arn('v2'));
+    expect(second.env('authorizer').KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS).toEqual(second.arn('v1'));
+    expect(second.env('authorizer').KEYSMITH_ACCESS_TOKEN_SECONDS).toBe('600');
+    // 3. The retiring key leaves the deployment; the signing key is the same resource as in step 1.
+    const third = step({ signing: 'v2' });
+    expect(third.keys).toEqual([first.id(first.variant.keysmith.tokenSigningKeys.get('v2')!)]);
+    expect(third.env('discovery')).not.toHaveProperty('KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS');
+
+    expect(() => configured({ tokenSigningKeys: { signing: 'v1', published: ['v1'] } })).toThrow(/once/);
+    expect(() => configured({ tokenSigningKeys: { signing: 'key-1' } })).toThrow(/letters and digits/);
+  });
+
   it('refuses values the functions would refuse at cold start', () => {
+    expect(() => configured({ accessTokenLifetime: Duration.hours(2) })).toThrow(/accessTokenLifetime/);
+    expect(() => configured({ accessTokenLifetime: Duration.seconds(30) })).toThrow(/accessTokenLifetime/);
     expect(() => configured({ revocationBound: Duration.millis(1500) })).toThrow(/revocationBound/);
     expect(() => configured({ authorizerCacheTtl: Duration.hours(2) })).toThrow(/authorizerCacheTtl/);
     expect(() => configured({ auditRetentionDays: 0 })).toThrow(/auditRetentionDays/);

@@ -229,6 +229,14 @@ http.addRoutes({
   integration: new HttpLambdaIntegration('Backend', backend),
   authorizer: keysmith.httpAuthorizer(),
 });
+// Access tokens: API Gateway verifies them itself, no Lambda, each route with the scopes it needs.
+http.addRoutes({
+  path: '/reports',
+  methods: [HttpMethod.GET],
+  integration: new HttpLambdaIntegration('Reports', backend),
+  authorizer: keysmith.httpJwtAuthorizer('Jwt', { audience: ['https://invoices.example.com'] }),
+  authorizationScopes: ['reports:read'],
+});
 app.synth();
 `,
     );
@@ -237,7 +245,8 @@ app.synth();
     const template = (name: string) => JSON.parse(readFileSync(join(dir, 'cdk.out', `${name}.template.json`), 'utf8'));
     const keysmith = template('Keysmith');
     const functions = Object.values<any>(keysmith.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(3);
+    // authorizer, management, discovery, token
+    expect(functions).toHaveLength(4);
     const assets = JSON.parse(readFileSync(join(dir, 'cdk.out', 'Keysmith.assets.json'), 'utf8')).files;
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
@@ -249,7 +258,18 @@ app.synth();
     expect(Object.keys(keysmith.Outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'AuthorizerFunctionArn']));
     const invoices = Object.values<any>(template('Invoices').Resources);
     const restAuthorizer = invoices.find((r) => r.Type === 'AWS::ApiGateway::Authorizer');
-    const httpAuthorizer = invoices.find((r) => r.Type === 'AWS::ApiGatewayV2::Authorizer');
+    const httpAuthorizer = invoices.find(
+      (r) => r.Type === 'AWS::ApiGatewayV2::Authorizer' && r.Properties.AuthorizerType === 'REQUEST',
+    );
+    const jwtAuthorizer = invoices.find(
+      (r) => r.Type === 'AWS::ApiGatewayV2::Authorizer' && r.Properties.AuthorizerType === 'JWT',
+    );
+    expect(jwtAuthorizer.Properties.JwtConfiguration).toEqual({
+      Issuer: { 'Fn::ImportValue': 'Keysmith-IssuerBase' },
+      Audience: ['https://invoices.example.com'],
+    });
+    const reports = invoices.find((r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.RouteKey === 'GET /reports');
+    expect(reports.Properties).toMatchObject({ AuthorizationType: 'JWT', AuthorizationScopes: ['reports:read'] });
     expect(restAuthorizer.Properties.Type).toBe('TOKEN');
     expect(httpAuthorizer.Properties).toMatchObject({ AuthorizerType: 'REQUEST', AuthorizerPayloadFormatVersion: '2.0' });
     expect(JSON.stringify(restAuthorizer.Properties.AuthorizerUri)).toContain('Keysmith-AuthorizerFunctionArn');
