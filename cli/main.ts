@@ -2,6 +2,7 @@
  * The `keysmith` command line: mint tokens, manage clients and keys through a deployment's API, read and
  * verify the audit trail, and bootstrap the first platform admin.
  */
+import { TokenEndpointError } from '#sdk/access-token.ts';
 import { KeysmithApiError, KeysmithConnectionError } from '#sdk/errors.ts';
 import { AccessKeyFormatError } from '#shared/access-key.ts';
 import { type Command, commandHelp, parseCommand } from './command.ts';
@@ -131,6 +132,7 @@ export async function run(
     if (error instanceof KeysmithApiError) return fail(1, error.message, error);
     if (error instanceof KeysmithConnectionError) return fail(1, `${error.message}. Is --base-url right?`);
     if (error instanceof CliError) return fail(1, error.message);
+    if (error instanceof TokenEndpointError) return fail(1, terminalSafe(error.message));
     return fail(1, `unexpected failure: ${(error as Error)?.message ?? String(error)}`);
   }
 }

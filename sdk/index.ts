@@ -1,6 +1,12 @@
 /** `@keysmith/sdk`: what a service client and a SaaS backend import (contract §13). Needs no AWS SDK: jose only. */
 export { AccessKeyFormatError, type ParsedAccessKey } from '#shared/access-key.ts';
 export {
+  type AccessTokenRequestOptions,
+  type IssuedAccessToken,
+  requestAccessToken,
+  TokenEndpointError,
+} from './access-token.ts';
+export {
   DEFAULT_TIMEOUT_MS,
   KeysmithAdmin,
   type KeysmithAdminAccessKey,

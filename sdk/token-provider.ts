@@ -1,8 +1,10 @@
 /**
- * A cached source of client tokens for a service client: signs with its access key, reuses the token,
- * and renews it well before it expires. Needs no AWS SDK.
+ * A cached source of tokens for a service client: client tokens it signs with its access key, or (mode
+ * `access-token`) Keysmith access tokens from the deployment's token endpoint. It reuses the token, and renews it
+ * well before it expires; concurrent callers share one renewal. Needs no AWS SDK.
  */
 import { type ParsedAccessKey, parseAccessKey } from '#shared/access-key.ts';
+import { requestAccessToken } from './access-token.ts';
 import { DEFAULT_LIFETIME_SECONDS, type MintedToken, signToken } from './token.ts';
 
 /** Options of {@link TokenProvider}. */
@@ -11,8 +13,19 @@ export interface TokenProviderOptions {
   accessKey: string;
   /** The deployment's public base URL, e.g. `https://keys.example.com`. */
   issuerBase: string;
-  /** The audience the protected API expects. @default issuerBase */
+  /**
+   * `client-token`: sign client tokens (contract §3). `access-token`: get access tokens from the token endpoint
+   * (contract §9), whose lifetime the endpoint decides (`lifetimeSeconds` is then unused).
+   * @default 'client-token'
+   */
+  mode?: 'client-token' | 'access-token';
+  /**
+   * The audience the protected API expects. In `access-token` mode, the `resource` asked for.
+   * @default issuerBase (client tokens); the deployment's first audience (access tokens)
+   */
   audience?: string;
+  /** The fetch of the token endpoint (`access-token` mode). @default globalThis.fetch */
+  fetch?: typeof fetch;
   /** Space-separated scopes to narrow tokens to (a subset of the client's). @default all the client's scopes */
   scope?: string;
   /** Token lifetime in seconds. @default 300 */
@@ -57,17 +70,38 @@ export class TokenProvider {
     this.lifetimeSeconds = options.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS;
     if (!Number.isInteger(this.lifetimeSeconds) || this.lifetimeSeconds < 1)
       throw new RangeError('lifetimeSeconds must be a positive whole number');
-    this.renewBeforeSeconds =
-      options.renewBeforeSeconds ?? Math.min(Math.max(60, this.lifetimeSeconds / 5), this.lifetimeSeconds / 2);
-    if (!(this.renewBeforeSeconds >= 0 && this.renewBeforeSeconds < this.lifetimeSeconds))
+    this.renewBeforeSeconds = options.renewBeforeSeconds ?? -1;
+    if (options.renewBeforeSeconds !== undefined && !(options.renewBeforeSeconds >= 0))
+      throw new RangeError('renewBeforeSeconds must be at least 0');
+    if (options.mode !== 'access-token' && !(this.renewBeforeSeconds < this.lifetimeSeconds))
       throw new RangeError('renewBeforeSeconds must be at least 0 and less than lifetimeSeconds');
+  }
+
+  /** How long before a token's expiry it is renewed: as configured, else by its lifetime (at most half of it). */
+  private renewMargin(token: MintedToken): number {
+    const lifetime = token.expiresAt - token.issuedAt;
+    if (this.renewBeforeSeconds >= 0) return this.renewBeforeSeconds < lifetime ? this.renewBeforeSeconds : lifetime / 2;
+    return Math.min(Math.max(60, lifetime / 5), lifetime / 2);
+  }
+
+  private mint(): Promise<MintedToken> {
+    const { mode, audience, scope, issuerBase } = this.options;
+    if (mode === 'access-token')
+      return requestAccessToken(this.key, {
+        issuerBase,
+        now: this.now,
+        ...(scope !== undefined ? { scope } : {}),
+        ...(audience !== undefined ? { resource: audience } : {}),
+        ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
+      });
+    return signToken(this.key, { ...this.options, lifetimeSeconds: this.lifetimeSeconds, now: this.now });
   }
 
   /** A valid token: the cached one, or a fresh one when the cached one is within the renewal margin of expiry. */
   async getToken(): Promise<string> {
     const current = this.current;
-    if (current && this.now() / 1000 < current.expiresAt - this.renewBeforeSeconds) return current.token;
-    this.signing ??= signToken(this.key, { ...this.options, lifetimeSeconds: this.lifetimeSeconds, now: this.now })
+    if (current && this.now() / 1000 < current.expiresAt - this.renewMargin(current)) return current.token;
+    this.signing ??= this.mint()
       .then((minted) => {
         this.current = minted;
         return minted;

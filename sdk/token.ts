@@ -15,6 +15,8 @@ export interface MintOptions {
   lifetimeSeconds?: number;
   /** Space-separated scopes to narrow the token to (a subset of the client's). @default all the client's scopes */
   scope?: string;
+  /** A `jti` claim: required (and single-use) in a token endpoint's assertion. @default none */
+  jti?: string;
   /** The clock, in ms. @default Date.now */
   now?: () => number;
 }
@@ -45,6 +47,7 @@ export async function signToken(key: ParsedAccessKey, options: MintOptions): Pro
     .setAudience(options.audience ?? issuerBase)
     .setIssuedAt(iat)
     .setExpirationTime(exp);
+  if (options.jti !== undefined) jwt.setJti(options.jti);
   return { token: await jwt.sign(key.privateKey), issuedAt: iat, expiresAt: exp };
 }
 

@@ -1,5 +1,7 @@
-/** `keysmith token`: mint a client token from an access key. */
+/** `keysmith token`: mint a client token from an access key, or get an access token from the token endpoint. */
+import { requestAccessToken } from '#sdk/access-token.ts';
 import { mintToken } from '#sdk/token.ts';
+import { parseAccessKey } from '#shared/access-key.ts';
 import { type Command, integerOption, stringOption } from '../command.ts';
 import { jsonText, readUserFile, terminalSafe, UsageError } from '../context.ts';
 
@@ -22,10 +24,16 @@ export const tokenCommand: Command = {
     },
     lifetime: { type: 'string', value: 'SECONDS', description: 'token lifetime (default 300)' },
     scope: { type: 'string', value: '"A B"', description: "narrow the token to these scopes (default: all the client's)" },
+    jti: { type: 'boolean', description: 'add a fresh jti claim (an assertion for the token endpoint)' },
+    'access-token': {
+      type: 'boolean',
+      description:
+        "get an access token from the deployment's token endpoint instead (--audience is its resource, --lifetime unused)",
+    },
     json: { type: 'boolean', description: 'print { token, expiresAt } as JSON' },
   },
   notes:
-    'Example:\n  TOKEN=$(keysmith token --access-key-file ./key --issuer-base https://keys.example.com --audience https://api.example.com)',
+    'Examples:\n  TOKEN=$(keysmith token --access-key-file ./key --issuer-base https://keys.example.com --audience https://api.example.com)\n  TOKEN=$(keysmith token --access-token --access-key-file ./key --issuer-base https://keys.example.com --scope invoices:read)',
   async run(values, _positionals, ctx) {
     const keyFile = stringOption(values, 'access-key-file');
     const accessKey = keyFile
@@ -37,6 +45,20 @@ export const tokenCommand: Command = {
     const issuerBase = explicitIssuer ?? local.issuerBase;
     if (!issuerBase) throw new UsageError('--issuer-base is required (the deployment base URL, e.g. https://keys.example.com)');
     const scope = stringOption(values, 'scope');
+    if (values['access-token']) {
+      const explicitAudience = stringOption(values, 'audience') ?? ctx.env.KEYSMITH_AUDIENCE;
+      const issued = await requestAccessToken(parseAccessKey(accessKey), {
+        issuerBase,
+        ...(scope ? { scope } : {}),
+        ...(explicitAudience ? { resource: explicitAudience } : {}),
+      });
+      ctx.out(
+        values.json
+          ? jsonText({ token: issued.token, expiresAt: new Date(issued.expiresAt * 1000).toISOString(), scope: issued.scope })
+          : terminalSafe(issued.token),
+      );
+      return 0;
+    }
     const minted = await mintToken(accessKey, {
       issuerBase,
       // The local stack's first audience goes with the local stack's issuer, never with another deployment's.
@@ -47,6 +69,7 @@ export const tokenCommand: Command = {
         issuerBase,
       lifetimeSeconds: integerOption(values, 'lifetime') ?? 300,
       ...(scope ? { scope } : {}),
+      ...(values.jti ? { jti: crypto.randomUUID() } : {}),
     });
     ctx.out(
       values.json

@@ -10,6 +10,8 @@ import { JwtVerifier } from 'aws-jwt-verify';
 import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { describe, expect, it } from 'vitest';
+import { TokenEndpointError } from '#sdk/access-token.ts';
+import { TokenProvider } from '#sdk/token-provider.ts';
 import { parseAccessKey } from '#shared/access-key.ts';
 import { CLIENT_ASSERTION_TYPE, JWT_BEARER_GRANT } from '#shared/oauth.ts';
 import { AUDIENCE, ISSUER_BASE, newTenant, type TestApp, useTestApp } from '../support/app.ts';
@@ -164,5 +166,49 @@ describe('the token issuer with independent OAuth and JWT libraries', () => {
       expect(answer.headers.get('content-type'), what).toBe('application/json');
       expect(answer.headers.get('cache-control'), what).toBe('no-store');
     }
+  });
+
+  it("gives the SDK's TokenProvider access tokens: cached until shortly before expires_in, one request for concurrent callers", async () => {
+    const who = await client();
+    let requests = 0;
+    // The server's clock is the real one, so this provider renews 297 s before expiry: its token is reused for 3 s.
+    const provider = new TokenProvider({
+      accessKey: who.accessKey,
+      issuerBase: ISSUER_BASE,
+      mode: 'access-token',
+      audience: AUDIENCE,
+      scope: 'invoices:read',
+      renewBeforeSeconds: 297,
+      fetch: async (url, init) => {
+        requests += 1;
+        return toServer(url as string, init);
+      },
+    });
+    const [first, second] = await Promise.all([provider.getToken(), provider.getToken()]);
+    expect(second).toBe(first);
+    expect(requests).toBe(1);
+    expect(await provider.getToken()).toBe(first);
+    expect(requests).toBe(1);
+    expect((await app.call('GET', '/v1/whoami', { token: first })).body).toMatchObject({
+      clientId: who.clientId,
+      scopes: 'invoices:read',
+    });
+    // Renewed once within the margin, with a fresh assertion (a new jti).
+    await new Promise((resolve) => setTimeout(resolve, 3_100));
+    const renewed = await provider.getToken();
+    expect(requests).toBe(2);
+    expect(renewed).not.toBe(first);
+
+    const refusing = new TokenProvider({
+      accessKey: who.accessKey,
+      issuerBase: ISSUER_BASE,
+      mode: 'access-token',
+      scope: 'keysmith:admin',
+      fetch: (url, init) => toServer(url as string, init),
+    });
+    const refused = await refusing.getToken().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TokenEndpointError);
+    expect(refused).toMatchObject({ status: 400, error: 'invalid_scope' });
+    expect(String((refused as Error).message)).not.toContain(who.accessKey.split('.')[3]);
   });
 });
