@@ -213,7 +213,7 @@ async function main(): Promise<void> {
       return verify('sha256', Buffer.from(token.slice(0, dot)), publicKey, Buffer.from(token.slice(dot + 1), 'base64url'));
     });
     const aws = JwtVerifier.create({ issuer: ISSUER_BASE, audience: AUDIENCE, jwksUri: `${ISSUER_BASE}/.well-known/jwks.json` });
-    aws.cacheJwks({ keys: [jwk] });
+    aws.cacheJwks({ keys: [{ ...jwk }] });
     const awsRate = opsPerSecond(tokens, (token) => aws.verifySync(token));
     let reads = 0;
     const authorizer = new Authorizer({
