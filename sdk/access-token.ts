@@ -4,7 +4,7 @@
  * Keysmith access token. Needs no AWS SDK: jose and fetch.
  */
 import { randomUUID } from 'node:crypto';
-import type { ParsedAccessKey } from '#shared/access-key.ts';
+import { type ParsedAccessKey, parseAccessKey } from '#shared/access-key.ts';
 import { type MintedToken, signToken } from './token.ts';
 
 const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -42,8 +42,15 @@ export class TokenEndpointError extends Error {
   }
 }
 
-/** Asks the token endpoint for an access token, with a fresh assertion signed by `key`. */
-export async function requestAccessToken(key: ParsedAccessKey, options: AccessTokenRequestOptions): Promise<IssuedAccessToken> {
+/**
+ * Asks the token endpoint for an access token, with a fresh assertion signed by the access key (its text, a secret
+ * never echoed, or already parsed).
+ */
+export async function requestAccessToken(
+  accessKey: string | ParsedAccessKey,
+  options: AccessTokenRequestOptions,
+): Promise<IssuedAccessToken> {
+  const key = typeof accessKey === 'string' ? parseAccessKey(accessKey) : accessKey;
   const issuerBase = options.issuerBase.replace(/\/+$/, '');
   const now = options.now ?? Date.now;
   const assertion = await signToken(key, {

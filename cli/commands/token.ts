@@ -1,7 +1,6 @@
 /** `keysmith token`: mint a client token from an access key, or get an access token from the token endpoint. */
 import { requestAccessToken } from '#sdk/access-token.ts';
 import { mintToken } from '#sdk/token.ts';
-import { parseAccessKey } from '#shared/access-key.ts';
 import { type Command, integerOption, stringOption } from '../command.ts';
 import { jsonText, readUserFile, terminalSafe, UsageError } from '../context.ts';
 
@@ -47,7 +46,7 @@ export const tokenCommand: Command = {
     const scope = stringOption(values, 'scope');
     if (values['access-token']) {
       const explicitAudience = stringOption(values, 'audience') ?? ctx.env.KEYSMITH_AUDIENCE;
-      const issued = await requestAccessToken(parseAccessKey(accessKey), {
+      const issued = await requestAccessToken(accessKey, {
         issuerBase,
         ...(scope ? { scope } : {}),
         ...(explicitAudience ? { resource: explicitAudience } : {}),

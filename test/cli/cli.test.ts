@@ -405,6 +405,31 @@ describe('keysmith (in-process)', () => {
     expect(clear.stderr).toContain('KEYSMITH_ALLOW_INSECURE_HTTP=1');
   });
 
+  it('token --access-token gets an access token from the token endpoint, and prints its refusal without secrets', async () => {
+    const tenantId = newTenant();
+    const client = await app.createClient(tenantId, { scopes: ['invoices:read', 'invoices:write'] });
+    const { accessKey } = await app.createKey(tenantId, client.clientId);
+    // The issuer base is a name (http://keysmith.test): the CLI's requests to it go to the test server.
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = ((url: string | URL | Request, init?: RequestInit) =>
+      realFetch(String(url).replace(ISSUER_BASE, app.baseUrl), init)) as typeof fetch;
+    try {
+      const args = ['token', '--access-token', '--access-key', accessKey, '--issuer-base', ISSUER_BASE];
+      const issued = await cli([...args, '--scope', 'invoices:read', '--audience', AUDIENCE, '--json'], { bare: true });
+      expect(issued.code, issued.stderr).toBe(0);
+      const { token, scope, expiresAt } = json(issued.stdout);
+      expect(scope).toBe('invoices:read');
+      expect(Date.parse(expiresAt)).toBeGreaterThan(Date.now());
+      expect((await app.call('GET', '/v1/whoami', { token })).body).toMatchObject({ clientId: client.clientId });
+      const refused = await cli([...args, '--scope', 'keysmith:admin'], { bare: true });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/invalid_scope/);
+      expect(refused.stderr).not.toContain(accessKey.split('.')[3]?.slice(0, 24));
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  });
+
   it('never echoes a malformed access key', async () => {
     const truncated = app.adminAccessKey.slice(0, -30);
     const result = await cli(['clients', 'list', '--base-url', app.baseUrl, '--access-key', truncated], { bare: true });
