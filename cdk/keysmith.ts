@@ -30,6 +30,7 @@ import { Construct } from 'constructs';
 import { ACCESS_TOKEN_LIFETIME, TABLE_VARIABLES } from '#shared/config.ts';
 import {
   AUDIT_ENCRYPTION_PURPOSE,
+  JTI_ATTRIBUTES,
   JTI_PARTITION_PREFIX,
   METRICS_NAMESPACE,
   metricsServiceName,
@@ -495,7 +496,11 @@ export class Keysmith extends Construct {
         new PolicyStatement({
           actions: [...leadingKeyWrites],
           resources: [table.tableArn],
-          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${JTI_PARTITION_PREFIX}*`] } },
+          conditions: {
+            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${JTI_PARTITION_PREFIX}*`] },
+            // Nor an index attribute: a jti record can never show up among a tenant's clients or the admins.
+            'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...JTI_ATTRIBUTES] },
+          },
         }),
       );
     const writes =

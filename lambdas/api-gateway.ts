@@ -6,10 +6,11 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { type ApiDependencies, type ApiRequest, handleApiRequest, problemResponse } from '#shared/api.ts';
+import { type ApiDependencies, type ApiRequest, handleApiRequest, oauthErrorResponse, problemResponse } from '#shared/api.ts';
 import { DependencyAccessDeniedError, InvalidRequestError, type KeysmithError, NotFoundError } from '#shared/errors.ts';
 import { logger } from '#shared/logger.ts';
 import type { CallerIdentity } from '#shared/model.ts';
+import { OAuthError } from '#shared/oauth.ts';
 import { type RouteFunction, routeFor } from '#shared/routes.ts';
 
 function callerOf(event: APIGatewayProxyEvent): CallerIdentity | undefined {
@@ -66,6 +67,11 @@ export function apiHandler(fn: RouteFunction, deps: ApiDependencies) {
       try {
         request = toApiRequest(event, fn);
       } catch (error) {
+        // The token endpoint answers in RFC 6749's words whatever it refuses (parameters belong in the body there).
+        if (fn === 'token' && error instanceof InvalidRequestError)
+          return oauthErrorResponse(
+            new OAuthError(400, 'invalid_request', 'send the token request parameters in the body, not the query'),
+          );
         return problemResponse(error);
       }
       return handleApiRequest(request, { onServerError, ...deps });

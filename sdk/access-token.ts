@@ -72,7 +72,15 @@ export async function requestAccessToken(
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: body.toString(),
+    // A redirect would hand the assertion to another host, which could redeem it: never followed.
+    redirect: 'manual',
   });
+  if (response.status >= 300 && response.status < 400)
+    throw new TokenEndpointError(
+      response.status,
+      'invalid_response',
+      'the token endpoint answered with a redirect; not followed',
+    );
   const text = await response.text();
   let answer: Record<string, unknown> = {};
   try {

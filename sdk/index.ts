@@ -7,6 +7,12 @@ export {
   TokenEndpointError,
 } from './access-token.ts';
 export {
+  AccessTokenRejectedError,
+  AccessTokenVerifier,
+  type AccessTokenVerifierOptions,
+  type VerifiedAccessTokenClaims,
+} from './access-token-verifier.ts';
+export {
   DEFAULT_TIMEOUT_MS,
   KeysmithAdmin,
   type KeysmithAdminAccessKey,

@@ -13,3 +13,5 @@ export const metricsServiceName = (fn: 'authorizer' | 'management' | 'discovery'
 export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
 /** The partition-key prefix of the token endpoint's jti records: the one prefix its IAM policy lets it write. */
 export const JTI_PARTITION_PREFIX = 'JTI#';
+/** The attributes of a jti record, and the only ones the token function's IAM policy lets it write. */
+export const JTI_ATTRIBUTES = ['pk', 'sk', 'expiresAtEpoch'] as const;

@@ -35,6 +35,8 @@ export const MAX_ASSERTION_SECONDS = 300;
 
 /** The longest `scope` parameter read: longer than any set of scopes that fits in a token. */
 const MAX_SCOPE_PARAMETER = 4096;
+/** A UTF-16 surrogate without its pair: not a character, and not a jti. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** A scope-token (RFC 6749 §3.3). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
@@ -242,7 +244,9 @@ export class TokenIssuer {
       if (!(aud === issuerBase || (Array.isArray(aud) && aud.length === 1 && aud[0] === issuerBase)))
         throw new TokenRejectedError('invalid_audience');
       if (jti === undefined) throw new TokenRejectedError('missing_claim');
-      if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new TokenRejectedError('invalid_claim');
+      // Well-formed UTF-16 only: a lone surrogate would hash like U+FFFD, so two jti values would count as one.
+      if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256 || LONE_SURROGATE.test(jti))
+        throw new TokenRejectedError('invalid_claim');
       checkTimeAndAudience(decoded.payload, policy, nowSeconds);
     } catch (error) {
       return fail(error);

@@ -283,7 +283,10 @@ describe('the token issuer (contract §9)', () => {
         Action: 'dynamodb:PutItem',
         Effect: 'Allow',
         Resource: arnOf(keysmith.mainTable),
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['JTI#*'] } },
+        Condition: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['JTI#*'] },
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['pk', 'sk', 'expiresAtEpoch'] },
+        },
       },
     ]);
     const all = statements.flatMap(actions);

@@ -11,6 +11,7 @@ import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify, SignJWT } from
 import * as oidc from 'openid-client';
 import { describe, expect, it } from 'vitest';
 import { TokenEndpointError } from '#sdk/access-token.ts';
+import { AccessTokenRejectedError, AccessTokenVerifier } from '#sdk/access-token-verifier.ts';
 import { TokenProvider } from '#sdk/token-provider.ts';
 import { parseAccessKey } from '#shared/access-key.ts';
 import { CLIENT_ASSERTION_TYPE, JWT_BEARER_GRANT } from '#shared/oauth.ts';
@@ -91,6 +92,23 @@ describe('the token issuer with independent OAuth and JWT libraries', () => {
     verifier.cacheJwks((await app.call('GET', '/.well-known/jwks.json')).body);
     expect(await verifier.verify(accessToken)).toMatchObject({ sub: who.clientId, tenant_id: who.tenantId });
 
+    // The SDK's sibling of ClientTokenVerifier: the granted scopes and the tenant, from the JWKS alone.
+    const sdk = new AccessTokenVerifier({ issuerBase: ISSUER_BASE, audiences: [AUDIENCE], fetch: toServer as typeof fetch });
+    expect(await sdk.verify(accessToken)).toEqual({
+      clientId: who.clientId,
+      tenantId: who.tenantId,
+      keyId: who.keyId,
+      scopes: ['invoices:read'],
+      audience: AUDIENCE,
+      expiresAt: payload.exp,
+    });
+    const elsewhere = new AccessTokenVerifier({
+      issuerBase: ISSUER_BASE,
+      audiences: ['https://other.example'],
+      fetch: toServer as typeof fetch,
+    });
+    await expect(elsewhere.verify(accessToken)).rejects.toBeInstanceOf(AccessTokenRejectedError);
+
     const whoami = await app.call('GET', '/v1/whoami', { token: accessToken });
     expect(whoami).toMatchObject({
       status: 200,
@@ -100,6 +118,7 @@ describe('the token issuer with independent OAuth and JWT libraries', () => {
     const [h, p, s] = accessToken.split('.');
     const forged = Buffer.from(JSON.stringify({ ...payload, scope: 'invoices:write' })).toString('base64url');
     expect((await app.call('GET', '/v1/whoami', { token: `${h}.${forged}.${s}` })).status).toBe(401);
+    await expect(sdk.verify(`${h}.${forged}.${s}`)).rejects.toMatchObject({ reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
     expect(p).not.toBe(forged);
 
     // A second grant signs a fresh assertion (a new jti); asking for no scope gets all the client's.
@@ -132,6 +151,10 @@ describe('the token issuer with independent OAuth and JWT libraries', () => {
       rawBody: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString(),
     });
     expect(replay).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+
+    // A repeated query parameter too, which API Gateway's event would carry twice.
+    const twice = await app.call('POST', '/v1/oauth/token?a=1&a=2', { headers: form, rawBody: 'grant_type=client_credentials' });
+    expect(twice).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
 
     const cases: [string, Parameters<TestApp['call']>[2], number, string][] = [
       ['a JSON body', { body: { grant_type: 'client_credentials' } }, 400, 'invalid_request'],
@@ -198,6 +221,18 @@ describe('the token issuer with independent OAuth and JWT libraries', () => {
     const renewed = await provider.getToken();
     expect(requests).toBe(2);
     expect(renewed).not.toBe(first);
+
+    // A redirect is not followed: it would hand the assertion to another host.
+    const redirected = new TokenProvider({
+      accessKey: who.accessKey,
+      issuerBase: ISSUER_BASE,
+      mode: 'access-token',
+      fetch: async (_url, init) => {
+        expect(init?.redirect).toBe('manual');
+        return new Response(null, { status: 307, headers: { location: 'https://elsewhere.example/token' } });
+      },
+    });
+    await expect(redirected.getToken()).rejects.toMatchObject({ status: 307, error: 'invalid_response' });
 
     const refusing = new TokenProvider({
       accessKey: who.accessKey,

@@ -129,6 +129,7 @@ describe('the token endpoint', () => {
     const now = Math.floor(Date.now() / 1000);
     const attacks: [string, Promise<string> | string][] = [
       ['jti missing', assertion(who, { claims: { jti: undefined } })],
+      ['jti a lone surrogate', assertion(who, { claims: { jti: '\ud800' } })],
       ['aud the token endpoint', assertion(who, { claims: { aud: `${ISSUER_BASE}/v1/oauth/token` } })],
       ['aud another audience', assertion(who, { claims: { aud: AUDIENCE } })],
       ['aud an array of two', assertion(who, { claims: { aud: [ISSUER_BASE, AUDIENCE] } })],
