@@ -101,6 +101,19 @@ describe('npm start', () => {
     expect(whoami.clientId).toMatch(/^sc_/);
   });
 
+  it("serves the README's OAuth quickstart after it, as written: an access token for the new client", async () => {
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const blockOf = (heading: string) => /```bash\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf(heading)))?.[1] as string;
+    // The curl quickstart ends with whoami's answer, without a newline: an echo between the two keeps lines apart.
+    const script = `${blockOf('## Quickstart (curl)')}\necho\n${blockOf('## Quickstart (OAuth 2.0 access tokens)')}`
+      .replaceAll('http://localhost:3000', `http://localhost:${port}`)
+      .replaceAll('npx keysmith', `node ${join(repo, 'bin/keysmith.mjs')}`);
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: userEnv({ PORT: String(port) }) });
+    const granted = JSON.parse(stdout.trim().split('\n').at(-1) as string);
+    expect(granted).toMatchObject({ token_type: 'Bearer', expires_in: 300, scope: 'invoices:read' });
+    expect(granted.access_token.split('.')).toHaveLength(3);
+  });
+
   it('a second npm start says Keysmith is already running and exits 1', async () => {
     const second = startKeysmith(cwd, port);
     expect(await second.exited).toBe(1);
