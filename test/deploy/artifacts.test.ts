@@ -317,6 +317,31 @@ describe('the synthesized stack, run as deployed', () => {
     expect(whoami.statusCode, whoami.why).toBe(200);
     expect(whoami.json).toEqual({ clientId, tenantId: tenant, keyId, scopes: 'orders:read' });
 
+    // The token endpoint (contract §9): the token function signs with the template's RSA_2048 key through KMS, and
+    // the authorizer verifies the access token against that key's public half, with no read.
+    const assertion = (
+      await mintToken(key.json.accessKey, { issuerBase, audience: issuerBase, lifetimeSeconds: 60, jti: randomBase62(16) })
+    ).token;
+    const granted = await call({
+      method: 'POST',
+      path: '/v1/oauth/token',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      }).toString(),
+    });
+    expect(granted.statusCode, granted.why).toBe(200);
+    expect(granted.headers['cache-control'] ?? granted.headers['Cache-Control']).toBe('no-store');
+    expect(granted.json).toMatchObject({ token_type: 'Bearer', scope: 'orders:read' });
+    const byAccessToken = await call({ method: 'GET', path: '/v1/whoami', token: granted.json.access_token });
+    expect(byAccessToken.statusCode, byAccessToken.why).toBe(200);
+    expect(byAccessToken.json).toEqual({ clientId, tenantId: tenant, keyId, scopes: 'orders:read' });
+    const published = await call({ method: 'GET', path: '/.well-known/jwks.json' });
+    expect(published.statusCode, published.why).toBe(200);
+    expect(published.json.keys).toHaveLength(1);
+
     const revoke = await call({ method: 'DELETE', path: `${clientsPath}/${clientId}/access-keys/${keyId}`, token: adminToken });
     expect(revoke.statusCode, revoke.why).toBe(204);
 
@@ -371,7 +396,10 @@ describe('the synthesized stack, run as deployed', () => {
       seen.set(caller, (seen.get(caller) ?? new Set()).add(kmsCall.operation));
     }
     expect([...(seen.get(management) ?? [])].sort()).toEqual(['Decrypt', 'GenerateDataKey', 'GenerateMac', 'VerifyMac']);
-    expect([...(seen.get(authorizerId) ?? [])]).toEqual(['VerifyMac']);
+    // The authorizer reads the token-signing public key (to verify the access token); only the token function signs.
+    expect([...(seen.get(authorizerId) ?? [])].sort()).toEqual(['GetPublicKey', 'VerifyMac']);
+    const tokenFunction = integrationOf('POST', '/v1/oauth/token').logicalId;
+    expect([...(seen.get(tokenFunction) ?? [])].sort()).toEqual(['GetPublicKey', 'Sign', 'VerifyMac']);
     // The check above can say no: a reader may not seal, and the audit key is only for audit contexts.
     const sealKey = loadConfig(container(authorizerId).fn.environment).sealKey;
     const auditKey = loadConfig(deployed.function(management).environment).auditKey;
