@@ -6,6 +6,8 @@
  * bound). Needs no AWS SDK.
  */
 import { createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
+import { SCOPE_TOKEN } from '#shared/ids.ts';
+import { RESERVED_SCOPE_PREFIX } from '#shared/model.ts';
 
 /** Options of {@link AccessTokenVerifier}. */
 export interface AccessTokenVerifierOptions {
@@ -37,8 +39,6 @@ export class AccessTokenRejectedError extends Error {
     super(`access token refused: ${reason}`);
   }
 }
-
-const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 export class AccessTokenVerifier {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
@@ -76,6 +76,8 @@ export class AccessTokenVerifier {
     if (typeof scope !== 'string') throw new AccessTokenRejectedError('invalid_claim');
     const scopes = scope === '' ? [] : scope.split(' ');
     if (!scopes.every((s) => SCOPE_TOKEN.test(s))) throw new AccessTokenRejectedError('invalid_claim');
+    // Keysmith never issues its own scopes in access tokens: one that carries them is not Keysmith's to trust.
+    if (scopes.some((s) => s.startsWith(RESERVED_SCOPE_PREFIX))) throw new AccessTokenRejectedError('scope_not_allowed');
     const audiences = [aud].flat();
     const audience = this.options.audiences.find((a) => audiences.includes(a)) as string;
     return { clientId: sub, tenantId, keyId, scopes: [...new Set(scopes)], audience, expiresAt: exp as number };

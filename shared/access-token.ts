@@ -8,7 +8,7 @@
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { ACCESS_TOKEN_LIFETIME } from './config.ts';
-import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import { CLIENT_ID, KEY_ID, SCOPE_TOKEN, TENANT_ID } from './ids.ts';
 import { type CallerIdentity, RESERVED_SCOPE_PREFIX } from './model.ts';
 import { type DenyReason, decodeSegment, MAX_TOKEN_BYTES, TokenRejectedError } from './token-policy.ts';
 
@@ -123,7 +123,6 @@ export interface AccessTokenVerifierOptions {
 }
 
 const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
-const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 function reject(reason: DenyReason): never {
   throw new TokenRejectedError(reason);

@@ -13,6 +13,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { algorithmOfKey, publicKeyObject, publicKeyWeakness } from './access-key.ts';
 import { AccessTokenTooLargeError, accessTokenSigningInput, type TokenSigner } from './access-token.ts';
+import { SCOPE_TOKEN } from './ids.ts';
 import { isKeyActive, RESERVED_SCOPE_PREFIX } from './model.ts';
 import { JTI_PARTITION_PREFIX } from './names.ts';
 import type { OAuthErrorCode } from './schemas.ts';
@@ -37,8 +38,6 @@ export const MAX_ASSERTION_SECONDS = 300;
 const MAX_SCOPE_PARAMETER = 4096;
 /** A UTF-16 surrogate without its pair: not a character, and not a jti. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-/** A scope-token (RFC 6749 §3.3). */
-const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 /** What RFC 6749 §5.2 allows in `error_description`: printable ASCII but `"` and `\`. */
 export const ERROR_DESCRIPTION = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;

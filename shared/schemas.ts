@@ -6,11 +6,9 @@
 import { z } from 'zod';
 import { AUDIT_ACTIONS } from './audit.ts';
 import { InvalidRequestError } from './errors.ts';
-import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import { CLIENT_ID, KEY_ID, SCOPE_TOKEN, TENANT_ID } from './ids.ts';
 import { ALGORITHMS } from './model.ts';
 
-/** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
-export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 export const MAX_SCOPES = 50;
 export const MAX_TAGS = 20;
 
