@@ -8,7 +8,9 @@ export const METRICS_NAMESPACE = 'Keysmith';
 /** Counted once per stored item refused by its integrity check (dimension `service`); the stack alarms on any. */
 export const TAMPER_METRIC = 'TamperDetected';
 /** The Powertools service name of each function, the `service` dimension of its metrics. */
-export const metricsServiceName = (fn: 'authorizer' | 'management' | 'discovery' | 'token'): string => `keysmith-${fn}`;
+export const metricsServiceName = (fn: 'authorizer' | 'management' | 'discovery' | 'token' | 'audit'): string => `keysmith-${fn}`;
+/** Milliseconds from a record's commit to its linking (Maximum per batch; the stack alarms when it exceeds the link bound). */
+export const AUDIT_LINK_LAG_METRIC = 'AuditLinkLag';
 /** The `purpose` of every audit record's encryption context; the stack's IAM condition on the audit key names it. */
 export const AUDIT_ENCRYPTION_PURPOSE = 'keysmith-audit';
 /** The partition-key prefix of the token endpoint's jti records: the one prefix its IAM policy lets it write. */

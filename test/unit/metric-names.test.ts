@@ -1,0 +1,15 @@
+/** The tamper metric each function emits carries the `service` dimension the stack's alarm watches. */
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { describe, expect, it } from 'vitest';
+import { functionMetrics, TAMPER_METRIC } from '#lambdas/metrics.ts';
+import { metricsServiceName } from '#shared/names.ts';
+
+describe('function metrics', () => {
+  it.each(['authorizer', 'management', 'discovery', 'token'] as const)('%s emits under the alarm dimension', (fn) => {
+    const metrics = functionMetrics(fn);
+    metrics.addMetric(TAMPER_METRIC, MetricUnit.Count, 1);
+    const emf = metrics.serializeMetrics() as unknown as Record<string, unknown>;
+    expect(emf.service).toBe(metricsServiceName(fn));
+    expect(emf.service).toBe(`keysmith-${fn}`);
+  });
+});
