@@ -23,7 +23,7 @@ import { createTables, LOCAL_AWS, localClient, startDynamoDbLocal } from '#local
 import { toPublicJwk } from '#shared/access-key.ts';
 import { type AccessTokenClaims, signAccessToken } from '#shared/access-token.ts';
 import { Authorizer, type KeyDirectory } from '#shared/authorizer.ts';
-import { newClientId, newKeyId, randomBase62 } from '#shared/ids.ts';
+import { newClientId, newEventId, newKeyId, randomBase62 } from '#shared/ids.ts';
 import type { AccessKey, Algorithm, ClientWithKeys, ServiceClient } from '#shared/model.ts';
 import { LocalSealKey, type SealKey } from '#shared/seal.ts';
 import { ClientStore } from '#shared/store.ts';
@@ -87,7 +87,7 @@ function makeClient(algorithm: Algorithm): BenchClient {
       createdAt: now,
       updatedAt: now,
       version: 1,
-      auditSeq: 0,
+      auditEventId: newEventId(),
     },
     key: {
       keyId: newKeyId(),

@@ -9,7 +9,7 @@ import { type Command, commandHelp, parseCommand } from './command.ts';
 import { auditListCommand } from './commands/audit-list.ts';
 import { clientsCommands } from './commands/clients.ts';
 import { keysCommands } from './commands/keys.ts';
-import { auditVerifyCommand, bootstrapCommand } from './commands/operator.ts';
+import { auditAnchorCommand, auditVerifyCommand, bootstrapCommand } from './commands/operator.ts';
 import { tokenCommand } from './commands/token.ts';
 import { whoamiCommand } from './commands/whoami.ts';
 import { CliError, type Context, jsonText, readLocalState, terminalSafe, UsageError } from './context.ts';
@@ -23,6 +23,7 @@ const COMMANDS: Command[] = [
   ...keysCommands,
   auditListCommand,
   auditVerifyCommand,
+  auditAnchorCommand,
   bootstrapCommand,
 ];
 

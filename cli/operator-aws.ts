@@ -2,16 +2,22 @@
  * The AWS side of `keysmith audit verify` and `keysmith bootstrap`: DynamoDB and KMS clients built from the
  * operator's credentials, and the shared wiring. Imported only by those commands (the AWS SDK loads slowly).
  */
+
+import { readFileSync } from 'node:fs';
 import { KMS, KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AuditAnchor, digestKeyFromPem, LocalDigestStore, S3DigestStore } from '#shared/audit/digests.ts';
+import { createAuditVerifier } from '#shared/audit/wiring.ts';
 import { bootstrapPlatformAdmin, DEFAULT_ADMIN_TENANT } from '#shared/bootstrap.ts';
 import { ConfigError, type KeysmithConfig, loadConfig } from '#shared/config.ts';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { TENANT_ID } from '#shared/ids.ts';
 import { PLATFORM_ADMIN_SCOPE } from '#shared/model.ts';
-import { createAuditLog, createManagement, createStore } from '#shared/wiring.ts';
+import { KmsTokenSigner, LocalTokenSigner } from '#shared/token-signers.ts';
+import { createAuditRecordCipher, createManagement, createStore } from '#shared/wiring.ts';
 import { integerOption, type OptionValues, stringOption } from './command.ts';
-import { awsTarget } from './commands/operator.ts';
+import { awsTarget, type DigestTarget, digestTarget } from './commands/operator.ts';
 import { CliError, type Context, printJson, terminalSafe, UsageError } from './context.ts';
 
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
@@ -33,8 +39,8 @@ function expectHeadOption(values: OptionValues): { seq: number; digest: string }
 }
 
 /** The document client, config and KMS client for the resolved target; `close` releases the sockets. */
-function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'audit')[]) {
-  const target = awsTarget(values, ctx);
+function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'audit')[], needs = { auditKey: true }) {
+  const target = awsTarget(values, ctx, needs);
   for (const role of required)
     if (!target.tables[role])
       throw new UsageError(`--${role}-table is required (the stack's output; locally it comes from .keysmith/local.json)`);
@@ -58,6 +64,7 @@ function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'aud
   return {
     documentClient,
     config,
+    region: target.region,
     wiring: { documentClient, kms, kmsClient },
     close() {
       documentClient.destroy();
@@ -96,18 +103,55 @@ async function mainTableView(aws: ReturnType<typeof connectAws>, tenant: string)
   return { listed, inspect: (clientId: string) => store.inspectClient(clientId) };
 }
 
+/** The digests' store and the public keys that check them (the signer's, when the key can sign). */
+async function digestParts(target: DigestTarget, region: string | undefined, kmsClient: KMSClient) {
+  const store =
+    target.store.kind === 's3'
+      ? new S3DigestStore(new S3Client(region ? { region } : {}), target.store.bucket)
+      : new LocalDigestStore(target.store.directory);
+  const key = target.key;
+  if (!key) throw new UsageError('--digest-key-arn (or --digest-public-key FILE) is required with the digests');
+  let pem: string | undefined;
+  if (key.kind === 'file')
+    try {
+      pem = readFileSync(key.file, 'utf8');
+    } catch {
+      throw new UsageError(`--digest-public-key: cannot read ${key.file}`);
+    }
+  const signer = () => {
+    if (key.kind === 'kms') return new KmsTokenSigner(kmsClient, key.keyArn);
+    try {
+      return LocalTokenSigner.fromPem(pem as string);
+    } catch {
+      throw new UsageError(`${key.file} is not a private key: anchoring signs, so it needs the digest key itself`);
+    }
+  };
+  const keys = key.kind === 'kms' ? [await new KmsTokenSigner(kmsClient, key.keyArn).key()] : [digestKeyFromPem(pem as string)];
+  return { store, keys, signer };
+}
+
 /** `keysmith audit verify`. */
 export async function auditVerify(values: OptionValues, _positionals: string[], ctx: Context): Promise<number> {
   const tenant = tenantOption(values);
   const expectHead = expectHeadOption(values);
-  const aws = connectAws(values, ctx, ['audit']);
+  const integrityOnly = values['integrity-only'] === true;
+  const digests = digestTarget(values, ctx);
+  const aws = connectAws(values, ctx, ['audit'], { auditKey: !integrityOnly });
   try {
-    const audit = createAuditLog(aws.config, aws.wiring);
+    const verifier = createAuditVerifier(aws.config, {
+      ...aws.wiring,
+      ...(integrityOnly ? {} : { cipher: createAuditRecordCipher(aws.config, aws.wiring) }),
+      ...(digests ? { digests: await digestParts(digests, aws.region, aws.wiring.kmsClient) } : {}),
+    });
+    if (!values.json && !digests)
+      ctx.err(
+        'Digests not checked: give --digest-bucket and --digest-key-arn (or --digest-public-key) to also catch a rolled-back head, a deleted partition or a restored backup.',
+      );
     // With the main table and the seal key, the tenant's clients are cross-checked against the chain.
     const clients = aws.config.tables.main && aws.config.sealKey ? await mainTableView(aws, tenant) : undefined;
     const started = Date.now();
     let lastPrinted = started;
-    const report = await audit.verify(tenant, {
+    const report = await verifier.verify(tenant, {
       onProgress: (walked) => {
         const now = Date.now();
         if (now - lastPrinted >= 1000) {
@@ -127,9 +171,12 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
     if (values.json) printJson(ctx, report);
     else if (report.ok)
       ctx.out(
-        report.records === 0
+        report.records === 0 && report.pending === 0
           ? `Tenant ${tenant} has no audit records; nothing to verify.`
-          : `The audit chain of tenant ${tenant} is intact: ${report.records} records (seq ${report.firstSeq} to ${report.lastSeq}).`,
+          : `The audit chain of tenant ${tenant} is intact: ${report.records} records linked (seq ${report.firstSeq ?? '-'} to ${report.lastSeq ?? '-'})` +
+              `${report.pending > 0 ? `, ${report.pending} committed in the last ${aws.config.auditLinkBoundSeconds} s and not linked yet` : ''}` +
+              `${report.anchor ? `; signed digest at seq ${report.anchor.seq} (${report.anchor.createdAt})` : ''}` +
+              `${report.contentChecked ? '' : '; integrity only (content not decrypted)'}.`,
       );
     else
       ctx.out(
@@ -137,7 +184,51 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
           `The audit chain of tenant ${tenant} is BROKEN at record ${report.problem?.seq} (${report.problem?.kind}): ${report.problem?.detail}. ${report.records} records were intact before it.`,
         ),
       );
+    if (!values.json && report.ok && (report.unanchored ?? 0) > 0)
+      ctx.err(
+        `Warning: ${report.unanchored} records were linked long ago and no digest covers them yet: is the audit function's schedule running?`,
+      );
     return report.ok ? 0 : 1;
+  } catch (error) {
+    return awsFailure(error);
+  } finally {
+    aws.close();
+  }
+}
+
+/** `keysmith audit anchor`. */
+export async function auditAnchor(values: OptionValues, _positionals: string[], ctx: Context): Promise<number> {
+  const tenant = stringOption(values, 'tenant') === undefined ? undefined : tenantOption(values);
+  const digests = digestTarget(values, ctx);
+  if (!digests) throw new UsageError('--digest-bucket and --digest-key-arn are required (locally, run this where .keysmith/ is)');
+  const aws = connectAws(values, ctx, ['audit']);
+  try {
+    const { store, signer } = await digestParts(digests, aws.region, aws.wiring.kmsClient);
+    const anchor = new AuditAnchor({
+      documentClient: aws.wiring.documentClient,
+      tableName: aws.config.tables.audit,
+      cipher: createAuditRecordCipher(aws.config, aws.wiring),
+      signer: signer(),
+      store,
+      onTamper: (report) => ctx.err(terminalSafe(`Refused: ${report.reason} in tenant ${report.tenantId}`)),
+    });
+    const outcomes = tenant ? [await anchor.anchor(tenant)] : await anchor.anchorPending();
+    if (values.json) printJson(ctx, { anchored: outcomes });
+    else if (outcomes.length === 0) ctx.out('No tenant changed since its last digest.');
+    else
+      for (const outcome of outcomes)
+        ctx.out(
+          terminalSafe(
+            outcome.written
+              ? `${outcome.tenantId}: digest at seq ${outcome.written.seq} written to ${store.location}/${outcome.written.key}`
+              : `${outcome.tenantId}: no digest written (${outcome.skipped ?? `failed: ${outcome.failed}`})`,
+          ),
+        );
+    return outcomes.some(
+      (outcome) => outcome.failed || outcome.skipped === 'head_invalid' || outcome.skipped === 'head_rolled_back',
+    )
+      ? 1
+      : 0;
   } catch (error) {
     return awsFailure(error);
   } finally {

@@ -180,11 +180,12 @@ export function createTableInput(definition: TableDefinition, tableName: string)
           })),
         }
       : {}),
+    ...(definition.stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: definition.stream } } : {}),
   };
 }
 
 /**
- * Creates every table that does not exist yet, and adds the global indexes a table made by an older Keysmith lacks
+ * Creates every table that does not exist yet, and adds the stream and the global indexes a table made by an older Keysmith lacks
  * (a KEYSMITH_DATA_DIR kept across upgrades).
  */
 export async function createTables(client: DynamoDBClient, tables: TableNames): Promise<void> {
@@ -197,6 +198,8 @@ export async function createTables(client: DynamoDBClient, tables: TableNames): 
       if (!(error instanceof ResourceInUseException)) throw error;
     }
     const { Table } = await client.send(new DescribeTableCommand({ TableName: input.TableName }));
+    if (input.StreamSpecification && !Table?.StreamSpecification?.StreamEnabled)
+      await client.send(new UpdateTableCommand({ TableName: input.TableName, StreamSpecification: input.StreamSpecification }));
     const existing = new Set((Table?.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
     for (const index of input.GlobalSecondaryIndexes ?? []) {
       if (existing.has(index.IndexName)) continue;

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole Keysmith stack on this machine, no AWS account needed.
  * DynamoDB Local (in memory unless KEYSMITH_DATA_DIR is set), the local audit wrapping key, the tables, a
- * bootstrapped platform admin, and the HTTP server on PORT serving every route through the Lambda handlers.
+ * bootstrapped platform admin, the HTTP server on PORT serving every route through the Lambda handlers, and the
+ * audit function polling the audit table's stream (chain links, `.keysmith/events.jsonl`, `.keysmith/audit-digests/`).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, loadLocalConfig } from '#shared/config.ts';
 import { LocalTokenSigner } from '#shared/token-signers.ts';
+import { type AuditPipeline, startAuditPipeline } from './audit-pipeline.ts';
 import { createTables, type DynamoDbLocal, LOCAL_AWS, localClient, startDynamoDbLocal } from './dynamodb-local.ts';
 
 const stateDir = resolve('.keysmith');
@@ -17,6 +19,10 @@ const pidFile = resolve(stateDir, 'local.pid');
 const wrappingKeyFile = resolve(stateDir, 'audit-wrapping-key');
 const sealKeyFile = resolve(stateDir, 'seal-key');
 const tokenSigningKeyFile = resolve(stateDir, 'token-signing-key');
+const auditDigestKeyFile = resolve(stateDir, 'audit-digest-key');
+const auditDigestDir = resolve(stateDir, 'audit-digests');
+const eventsFile = resolve(stateDir, 'events.jsonl');
+const streamCheckpointFile = resolve(stateDir, 'audit-stream.json');
 
 function portInUse(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -62,7 +68,7 @@ function ensureLocalKey(file: string): string {
   return file;
 }
 
-/** The local stand-in for the KMS key that signs access tokens (contract §9): an RSA 2048 key, made once, 0600. */
+/** A local stand-in for a KMS RSA signing key (access tokens, audit digests): an RSA 2048 key, made once, 0600. */
 function ensureTokenSigningKey(file: string): string {
   if (!existsSync(file)) writeSecretFile(file, LocalTokenSigner.generatePem());
   chmodSync(file, 0o600);
@@ -96,6 +102,10 @@ async function main(): Promise<void> {
   process.env.KEYSMITH_LOCAL_SEAL_KEY_FILE ??= ensureLocalKey(sealKeyFile);
   // The token-signing key stands in for the KMS RSA key of access tokens; the local authorizer accepts them with it.
   process.env.KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE ??= ensureTokenSigningKey(tokenSigningKeyFile);
+  // The audit chain's digests: signed with a key of their own (the KMS RSA key in AWS), kept in a folder (the bucket).
+  process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE ??= ensureTokenSigningKey(auditDigestKeyFile);
+  process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR ??= auditDigestDir;
+  process.env.KEYSMITH_LOCAL_EVENTS_FILE ??= eventsFile;
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.POWERTOOLS_DEV ??= 'true';
   // Lambda runs Node 24; the SDK's notice about Node 20 says nothing about Keysmith locally.
@@ -104,13 +114,30 @@ async function main(): Promise<void> {
   const dataDir = local.dataDir ? resolve(local.dataDir) : undefined;
   // DynamoDB Local's files hold the tables: readable by their owner only when Keysmith makes the folder.
   if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  else {
+    // In memory, the last run's tables are gone: so is what their digests and events described.
+    // Only Keysmith's own defaults are cleared, never a folder or file the variables point elsewhere.
+    for (const stale of [auditDigestDir, eventsFile, streamCheckpointFile])
+      if (
+        [process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR, process.env.KEYSMITH_LOCAL_EVENTS_FILE, streamCheckpointFile].includes(
+          stale,
+        )
+      )
+        rmSync(stale, { recursive: true, force: true });
+  }
+  mkdirSync(process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR, { recursive: true, mode: 0o700 });
+  // Kept from an earlier run (KEYSMITH_DATA_DIR): owner-only again, as every other file in .keysmith/.
+  if (process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR === auditDigestDir) chmodSync(auditDigestDir, 0o700);
+  for (const file of [eventsFile, streamCheckpointFile]) if (existsSync(file)) chmodSync(file, 0o600);
   console.log(`Starting DynamoDB Local (${dataDir ? `data in ${dataDir}` : 'in memory'})...`);
   const dynamodb: DynamoDbLocal = await startDynamoDbLocal(dataDir ? { dataDir } : {});
   let stopping = false;
+  let pipeline: AuditPipeline | undefined;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     rmSync(pidFile, { force: true });
+    await pipeline?.stop();
     await dynamodb.stop();
     process.exit(code);
   };
@@ -132,6 +159,19 @@ async function main(): Promise<void> {
     const config = loadConfig();
     const client = localClient(dynamodb.endpoint);
     await createTables(client, config.tables);
+
+    // The audit function, as Lambda's event source mapping and schedule would run it.
+    const { auditHandler } = await import('../lambdas/audit/run.ts');
+    const { createAuditPipeline } = await import('#shared/audit/wiring.ts');
+    pipeline = await startAuditPipeline({
+      endpoint: dynamodb.endpoint,
+      dynamodb: client,
+      auditTable: config.tables.audit,
+      handler: auditHandler(createAuditPipeline(config)),
+      anchorMs: config.auditAnchorSeconds * 1000,
+      checkpointFile: streamCheckpointFile,
+      onError: (error) => console.error(`audit linking: ${(error as Error).message ?? String(error)} (retrying)`),
+    });
     client.destroy();
 
     const { createLocalServer } = await import('./server.ts');
@@ -171,6 +211,10 @@ Its access key (a secret: shown once, also saved in .keysmith/local.json, mode 0
 Try it:
   ADMIN_TOKEN=$(npx keysmith token --access-key "$(node -p "require('./.keysmith/local.json').adminAccessKey")" --issuer-base ${config.issuerBase} --audience ${audience})
   curl -s ${baseUrl}/v1/whoami -H "Authorization: Bearer $ADMIN_TOKEN"
+
+The audit function links every change into its tenant's chain as it commits: change events go to
+${process.env.KEYSMITH_LOCAL_EVENTS_FILE}, signed digests every ${config.auditAnchorSeconds} s to ${process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR}
+(now: npx keysmith audit anchor; check: npx keysmith audit verify --tenant ${admin.tenantId}).
 
 The README's quickstart goes on from there. Ctrl-C stops Keysmith and DynamoDB Local.
 `);

@@ -140,8 +140,8 @@ export type AuditActor =
 export interface DecryptedAuditEvent {
   eventId: string;
   tenantId: string;
-  /** The record's place in the tenant's chain, from 1. */
-  seq: number;
+  /** The record's place in the tenant's chain, from 1, once linked (a record of the last second may not have one yet). */
+  seq?: number;
   /** ISO 8601 UTC. */
   occurredAt: string;
   action: AuditAction;
@@ -159,7 +159,7 @@ export interface DecryptedAuditEvent {
 export interface UnreadableAuditEvent {
   eventId: string;
   tenantId: string;
-  seq: number;
+  seq?: number;
   occurredAt: string;
   action: string;
   integrity: 'failed';

@@ -41,7 +41,6 @@ export type KeysmithProblemCode =
   // 5xx
   | 'internal_error'
   | 'dependency_access_denied'
-  | 'audit_chain_tampered'
   | 'store_unavailable'
   | 'audit_unavailable'
   | 'authorizer_unavailable'

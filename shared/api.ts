@@ -5,7 +5,7 @@
 import { publicKeyObject, publicKeyWeakness } from './access-key.ts';
 import type { IssuerKey } from './access-token.ts';
 import { assertTenantAdmin } from './admins.ts';
-import type { AuditLog, ListedAuditEvent } from './audit.ts';
+import type { AuditLog, ListedAuditEvent } from './audit/log.ts';
 import { identityContext } from './authorizer.ts';
 import type { KeysmithConfig } from './config.ts';
 import {
@@ -179,7 +179,7 @@ const exactly =
 
 /** A client as the API shows it: every member of the model but its bookkeeping. */
 export function clientView(client: ServiceClient, issuerBase: string): ClientView {
-  const { version: _version, auditSeq: _auditSeq, ...rest } = client;
+  const { version: _version, auditEventId: _auditEventId, ...rest } = client;
   return exactly<ClientView>()({ ...rest, issuer: issuerOf(issuerBase, client.clientId) });
 }
 

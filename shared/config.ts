@@ -35,6 +35,17 @@ export interface KeysmithConfig {
   /** Days after which audit records expire through DynamoDB TTL; undefined keeps them forever. */
   auditRetentionDays: number | undefined;
   /**
+   * Where the audit chain's signed digests go and what signs them: an S3 bucket and a KMS RSA key in AWS, a folder
+   * and an RSA key file on a laptop. Only the audit function (and `audit verify`) needs it.
+   */
+  auditDigests: AuditDigestConfig | undefined;
+  /** Where change events go (contract §12): an EventBridge bus in AWS, a JSON Lines file on a laptop. */
+  changeEvents: ChangeEventConfig | undefined;
+  /** How often digests are written, in seconds (the schedule; verify's notion of "anchored late"). */
+  auditAnchorSeconds: number;
+  /** How long a committed record may stay unlinked before `audit verify` reports it, in seconds. */
+  auditLinkBoundSeconds: number;
+  /**
    * The keys of Keysmith's access tokens (contract §9): the one that signs and the others the JWKS publishes (the
    * next one before it signs, the retiring one until its last token expires). Undefined: no access tokens.
    */
@@ -62,6 +73,12 @@ export type AuditKeyConfig = { kind: 'kms'; keyArn: string } | { kind: 'local'; 
 
 export type SealKeyConfig = { kind: 'kms'; keyArn: string } | { kind: 'local'; keyFile: string };
 
+export type AuditDigestConfig =
+  | { kind: 'aws'; keyArn: string; bucket: string }
+  | { kind: 'local'; keyFile: string; directory: string };
+
+export type ChangeEventConfig = { kind: 'eventbridge'; busName: string } | { kind: 'file'; file: string };
+
 type Env = Record<string, string | undefined>;
 
 const DEFAULTS = {
@@ -70,6 +87,8 @@ const DEFAULTS = {
   revocationSeconds: 60,
   clockSkewSeconds: 60,
   tables: { main: 'keysmith-main', audit: 'keysmith-audit' },
+  auditAnchorSeconds: 300,
+  auditLinkBoundSeconds: 60,
 } as const;
 
 /** Thrown at start-up when the environment is incomplete or malformed. */
@@ -173,6 +192,25 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     throw new ConfigError(`KEYSMITH_ACCESS_TOKEN_SECONDS must be from ${min} to ${max}, got ${accessTokenSeconds}`);
 
   const retention = env.KEYSMITH_AUDIT_RETENTION_DAYS;
+  let auditDigests: AuditDigestConfig | undefined;
+  if (env.KEYSMITH_AUDIT_DIGEST_KEY_ARN || env.KEYSMITH_AUDIT_DIGEST_BUCKET) {
+    if (!env.KEYSMITH_AUDIT_DIGEST_KEY_ARN || !env.KEYSMITH_AUDIT_DIGEST_BUCKET)
+      throw new ConfigError('KEYSMITH_AUDIT_DIGEST_KEY_ARN and KEYSMITH_AUDIT_DIGEST_BUCKET go together');
+    auditDigests = { kind: 'aws', keyArn: env.KEYSMITH_AUDIT_DIGEST_KEY_ARN, bucket: env.KEYSMITH_AUDIT_DIGEST_BUCKET };
+  } else if (env.KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE || env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR) {
+    if (!env.KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE || !env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR)
+      throw new ConfigError('KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE and KEYSMITH_LOCAL_AUDIT_DIGEST_DIR go together');
+    auditDigests = {
+      kind: 'local',
+      keyFile: env.KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE,
+      directory: env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR,
+    };
+  }
+  let changeEvents: ChangeEventConfig | undefined;
+  if (env.KEYSMITH_EVENT_BUS_NAME) changeEvents = { kind: 'eventbridge', busName: env.KEYSMITH_EVENT_BUS_NAME };
+  else if (env.KEYSMITH_LOCAL_EVENTS_FILE) changeEvents = { kind: 'file', file: env.KEYSMITH_LOCAL_EVENTS_FILE };
+  const auditAnchorSeconds = positiveInteger(env, 'KEYSMITH_AUDIT_ANCHOR_SECONDS', DEFAULTS.auditAnchorSeconds);
+  const auditLinkBoundSeconds = positiveInteger(env, 'KEYSMITH_AUDIT_LINK_BOUND_SECONDS', DEFAULTS.auditLinkBoundSeconds);
   return {
     issuerBase,
     audiences,
@@ -186,6 +224,10 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     auditKey,
     sealKey,
     auditRetentionDays: retention ? positiveInteger(env, 'KEYSMITH_AUDIT_RETENTION_DAYS', 0) : undefined,
+    auditDigests,
+    changeEvents,
+    auditAnchorSeconds,
+    auditLinkBoundSeconds,
     tokenSigning,
     accessTokenSeconds,
   };

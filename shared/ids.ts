@@ -28,5 +28,8 @@ export const newClientId = (): string => `sc_${randomBase62(22)}`;
 /** A new keyId: 12 base62 characters (about 71 bits), unique within its client (the write checks it). */
 export const newKeyId = (): string => randomBase62(12);
 
+/** An audit event id. */
+export const EVENT_ID = /^ev_[0-9A-Za-z]{22}$/;
+
 /** A new audit event id. */
 export const newEventId = (): string => `ev_${randomBase62(22)}`;

@@ -24,10 +24,10 @@ export interface ServiceClient {
   /** Incremented on every change to the client or its keys; guards optimistic writes. */
   version: number;
   /**
-   * The seq of the audit record of the change that wrote this state (sealed with it), so `audit verify` can tell
+   * The eventId of the audit record of the change that wrote this state (sealed with it), so `audit verify` can tell
    * a cut chain from what the clients' own seals say.
    */
-  auditSeq: number;
+  auditEventId: string;
 }
 
 export type AccessKeyStatus = 'active' | 'revoked';

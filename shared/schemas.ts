@@ -4,7 +4,7 @@
  * and shared/openapi.ts turns them into the OpenAPI document the tests validate every response against.
  */
 import { z } from 'zod';
-import { AUDIT_ACTIONS } from './audit.ts';
+import { AUDIT_ACTIONS } from './audit/log.ts';
 import { InvalidRequestError } from './errors.ts';
 import { CLIENT_ID, KEY_ID, SCOPE_TOKEN, TENANT_ID } from './ids.ts';
 import { ALGORITHMS } from './model.ts';
@@ -282,7 +282,8 @@ const actorSchema = z.discriminatedUnion('type', [
 const auditRecord = {
   eventId: z.string(),
   tenantId: tenantIdSchema,
-  seq: z.number().int().min(1),
+  // Its place in the tenant's chain, once the linker has linked it (a record of the last moment may not have one yet).
+  seq: z.number().int().min(1).optional(),
   occurredAt: utcTime,
 };
 

@@ -1,15 +1,16 @@
 /**
  * Keysmith's operations on service clients and access keys. Plain arguments in, domain objects out; every
  * change is one DynamoDB transaction holding the change and its audit record, retried from a fresh read
- * when a concurrent change wins the race.
+ * when a concurrent change to the same client wins the race. The audit record touches no shared item (the
+ * linker chains records afterwards), so changes to different clients of one tenant never conflict.
  */
 import { BatchWriteCommand, type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { formatAccessKey, generateAccessKeyPair, importPublicJwk } from './access-key.ts';
 import { assertCanGrant, assertCanManage } from './admins.ts';
-import type { AuditEventInput, AuditLog } from './audit.ts';
+import type { AuditEventInput, AuditLog } from './audit/log.ts';
 import { cancellationReasons, type TransactWriteItem } from './dynamodb.ts';
 import { ConflictError, InvalidRequestError, NotFoundError, ServiceUnavailableError } from './errors.ts';
-import { newClientId, newKeyId, TENANT_ID } from './ids.ts';
+import { newClientId, newEventId, newKeyId, TENANT_ID } from './ids.ts';
 import {
   type AccessKey,
   type Actor,
@@ -32,7 +33,7 @@ export const MAX_ACTIVE_KEYS = 5;
  * the audit record in one transaction (TransactWriteItems holds at most 100 items).
  */
 export const MAX_STORED_KEYS = 90;
-/** Keys that fit one TransactWriteItems (100 items) beside the client item, its state witness, the audit record and the chain head. */
+/** Keys that fit one TransactWriteItems (100 items) beside the client item, its state witness and the audit record. */
 const MAX_TRANSACTION_KEYS = 96;
 const MAX_ATTEMPTS = 20;
 
@@ -59,11 +60,17 @@ export interface KeysmithServiceOptions {
 
 /**
  * A change to commit, or (`audit` absent) nothing to change: the plan found the state already as asked. `write`
- * builds the change's items once the seq of its audit record is known (the client's seal names it).
+ * builds the change's items naming its audit record's eventId (the client's seal names it).
  */
 type Plan<T> =
-  | { write: (auditSeq: number) => Promise<TransactWriteItem[]>; audit: AuditEventInput; result: T }
-  | { write?: never; audit?: never; result: T };
+  | {
+      write: (auditEventId: string) => Promise<TransactWriteItem[]>;
+      /** The record's time: the client's new `updatedAt`, so its seal locates the record (`EVENT#{updatedAt}#{eventId}`). */
+      occurredAt?: string;
+      audit: AuditEventInput;
+      result: T;
+    }
+  | { write?: never; occurredAt?: never; audit?: never; result: T };
 
 const callerOf = (actor: Actor) => (actor.type === 'client' ? actor : undefined);
 
@@ -86,12 +93,13 @@ export class KeysmithService {
    */
   private async commit<T>(tenantId: string, plan: () => Promise<Plan<T>>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const { write, audit, result } = await plan();
+      const { write, occurredAt, audit, result } = await plan();
       if (!audit) return result;
-      const record = await this.audit.prepare(tenantId, audit);
-      const items = await write(record.event.seq);
+      const eventId = newEventId();
+      const record = await this.audit.prepare(tenantId, audit, { eventId, ...(occurredAt ? { occurredAt } : {}) });
+      const items = await write(eventId);
       try {
-        await this.db.send(new TransactWriteCommand({ TransactItems: [...items, ...record.items] }));
+        await this.db.send(new TransactWriteCommand({ TransactItems: [...items, record.item] }));
         return result;
       } catch (error) {
         const reasons = cancellationReasons(error);
@@ -110,10 +118,13 @@ export class KeysmithService {
   }
 
   /** The `write` of a plan that changes a client's state: seals it naming its audit record, plus `extra` items. */
-  private sealed(change: ClientStateChange, extra: TransactWriteItem[] = []): (auditSeq: number) => Promise<TransactWriteItem[]> {
-    return async (auditSeq) => {
-      change.client.auditSeq = auditSeq;
-      return [...(await this.store.writeState(change)), ...extra];
+  private sealed(change: ClientStateChange, extra: TransactWriteItem[] = []) {
+    return {
+      write: async (auditEventId: string): Promise<TransactWriteItem[]> => {
+        change.client.auditEventId = auditEventId;
+        return [...(await this.store.writeState(change)), ...extra];
+      },
+      occurredAt: change.client.updatedAt,
     };
   }
 
@@ -157,10 +168,10 @@ export class KeysmithService {
         createdAt: now,
         updatedAt: now,
         version: 1,
-        auditSeq: 0,
+        auditEventId: '',
       };
       return {
-        write: this.sealed({ client, keys: [], expectedVersion: undefined }),
+        ...this.sealed({ client, keys: [], expectedVersion: undefined }),
         audit: {
           action: 'client.created',
           actor,
@@ -197,7 +208,7 @@ export class KeysmithService {
       }
       const guard = await this.lockoutGuard(current, { client: next, keys: current.keys });
       return {
-        write: this.sealed({ client: next, keys: current.keys, expectedVersion: current.client.version }, guard),
+        ...this.sealed({ client: next, keys: current.keys, expectedVersion: current.client.version }, guard),
         audit: { action: 'client.updated', actor, target: { clientId }, details: { changes }, ...meta },
         result: next,
       };
@@ -305,7 +316,7 @@ export class KeysmithService {
         sealedVersion: next.version,
       };
       return {
-        write: this.sealed({ client: next, keys: [...keys, key], expectedVersion: client.version, newKeyIds: [key.keyId] }),
+        ...this.sealed({ client: next, keys: [...keys, key], expectedVersion: client.version, newKeyIds: [key.keyId] }),
         audit: {
           action: 'access_key.created',
           actor,
@@ -342,7 +353,7 @@ export class KeysmithService {
       );
       const guard = await this.lockoutGuard(current, { client: next, keys: nextKeys });
       return {
-        write: this.sealed({ client: next, keys: nextKeys, expectedVersion: client.version }, guard),
+        ...this.sealed({ client: next, keys: nextKeys, expectedVersion: client.version }, guard),
         audit: {
           action: 'access_key.revoked',
           actor,

@@ -15,7 +15,7 @@
 import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { TransactWriteItem } from './dynamodb.ts';
 import { InvalidRequestError } from './errors.ts';
-import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import { CLIENT_ID, EVENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
 import { type AccessKey, ALGORITHMS, type ClientWithKeys, PLATFORM_ADMIN_SCOPE, type ServiceClient } from './model.ts';
 import { type SealKey, sealMessage } from './seal.ts';
 import { keys } from './tables.ts';
@@ -39,12 +39,17 @@ export type TamperReason =
   | 'key_not_sealed'
   | 'key_misplaced'
   | 'audit_head_invalid'
-  | 'audit_head_missing';
+  | 'audit_head_missing'
+  | 'audit_head_rolled_back'
+  | 'audit_record_invalid'
+  | 'audit_record_missing';
 
 /** An item that failed its integrity check (it is then treated as absent). */
 export interface TamperReport {
   reason: TamperReason;
   tenantId?: string;
+  /** The audit record refused (its eventId), for the audit reasons. */
+  eventId?: string;
   clientId?: string;
   keyId?: string;
 }
@@ -76,11 +81,11 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 const isTextMap = (value: unknown): value is Record<string, string> => isPlainObject(value) && Object.values(value).every(isText);
 
 function toClient(item: Item): ServiceClient | undefined {
-  const { clientId, tenantId, name, description, scopes, tags, enabled, createdAt, updatedAt, version, auditSeq } = item;
+  const { clientId, tenantId, name, description, scopes, tags, enabled, createdAt, updatedAt, version, auditEventId } = item;
   if (!isText(clientId) || !CLIENT_ID.test(clientId) || !isText(tenantId) || !TENANT_ID.test(tenantId)) return undefined;
   if (!isText(name) || !isOptionalText(description) || !Array.isArray(scopes) || !scopes.every(isText)) return undefined;
   if (!isTextMap(tags) || typeof enabled !== 'boolean' || !isInstant(createdAt) || !isInstant(updatedAt)) return undefined;
-  if (!isCount(version) || !isCount(auditSeq)) return undefined;
+  if (!isCount(version) || !isText(auditEventId) || !EVENT_ID.test(auditEventId)) return undefined;
   return {
     clientId,
     tenantId,
@@ -92,7 +97,7 @@ function toClient(item: Item): ServiceClient | undefined {
     createdAt,
     updatedAt,
     version,
-    auditSeq,
+    auditEventId,
   };
 }
 
@@ -152,7 +157,7 @@ function clientSealMessage(client: ServiceClient, keyDigests: Record<string, str
     client.createdAt,
     client.updatedAt,
     client.version,
-    client.auditSeq,
+    client.auditEventId,
     sortedEntries(keyDigests),
   ]);
 }

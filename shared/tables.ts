@@ -7,9 +7,12 @@
  *                    (platform admins also: gsi2pk ROLE#platform-admin  gsi2sk {clientId}; sparse index `byRole`)
  *                    seal, keyDigests: the client's sealed state (shared/store.ts)
  *   access key       pk CLIENT#{clientId}  sk KEY#{keyId}     (TTL expiresAtEpoch: 30 days after revocation or expiry)
- * audit table (pk, sk):
- *   audit event      pk TENANT#{tenantId}  sk EVENT#{occurredAt}#{seq}   (occurredAt never decreases within a tenant)
- *   chain head       pk TENANT#{tenantId}  sk HEAD
+ * audit table (pk, sk), stream KEYS_ONLY (read by the linker):
+ *   audit event      pk TENANT#{tenantId}  sk EVENT#{occurredAt}#{eventId}   (written by the change; once linked also
+ *                    seq, prevLink, link, linkedAt: its place in the tenant's hash chain)
+ *   chain head       pk TENANT#{tenantId}  sk HEAD     (the linker's: last seq, link and its seal)
+ *   last digest      pk TENANT#{tenantId}  sk DIGEST   (where the tenant's latest signed digest is, to chain the next)
+ *   to anchor        pk ANCHORS            sk TENANT#{tenantId}   (a tenant linked since its last digest)
  */
 
 export type TableRole = 'main' | 'audit';
@@ -22,6 +25,8 @@ export interface TableDefinition {
   globalIndexes: { name: string; partitionKey: string; sortKey: string }[];
   /** The attribute DynamoDB TTL reads, if the table expires items. */
   timeToLiveAttribute?: string;
+  /** The table's stream, if it has one (what its records carry). */
+  stream?: 'KEYS_ONLY';
 }
 
 export const MAIN_TABLE: TableDefinition = {
@@ -43,6 +48,8 @@ export const AUDIT_TABLE: TableDefinition = {
   sortKey: 'sk',
   globalIndexes: [],
   timeToLiveAttribute: 'expiresAtEpoch',
+  // The linker reads each record again (strongly consistent) rather than trusting an image of it.
+  stream: 'KEYS_ONLY',
 };
 
 export const TABLE_DEFINITIONS: readonly TableDefinition[] = [MAIN_TABLE, AUDIT_TABLE];
@@ -55,6 +62,9 @@ export const keys = {
   tenantClients: (tenantId: string) => `TENANT#${tenantId}`,
   tenantClientSort: (createdAt: string, clientId: string) => `${createdAt}#${clientId}`,
   auditPartition: (tenantId: string) => `TENANT#${tenantId}`,
-  auditEventSort: (occurredAt: string, seq: number) => `EVENT#${occurredAt}#${String(seq).padStart(12, '0')}`,
+  auditEventSort: (occurredAt: string, eventId: string) => `EVENT#${occurredAt}#${eventId}`,
   auditHead: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'HEAD' }),
+  auditLastDigest: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'DIGEST' }),
+  auditToAnchor: (tenantId: string) => ({ pk: 'ANCHORS', sk: `TENANT#${tenantId}` }),
+  auditAnchorsPartition: 'ANCHORS',
 } as const;

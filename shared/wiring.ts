@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { KMS, KMSClient } from '@aws-sdk/client-kms';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { IssuerKey, TokenSigner } from './access-token.ts';
-import { AuditLog, createAuditCipher, kmsKeyring, localKeyring } from './audit.ts';
+import { type AuditCipher, AuditLog, createAuditCipher, kmsKeyring, localKeyring } from './audit/log.ts';
 import { Authorizer } from './authorizer.ts';
 import { ConfigError, type KeysmithConfig, requireAuditKey, requireSealKey, requireTable } from './config.ts';
 import { createDocumentClient } from './dynamodb.ts';
@@ -123,18 +123,22 @@ export function createStore(config: KeysmithConfig, options: WiringOptions = {})
   });
 }
 
-/** The audit log on the configured key: KMS in AWS, the local wrapping key on a laptop. */
-export function createAuditLog(config: KeysmithConfig, options: WiringOptions = {}): AuditLog {
+/** The audit records' cipher on the configured key: KMS in AWS, the local wrapping key on a laptop. */
+export function createAuditRecordCipher(config: KeysmithConfig, options: WiringOptions = {}): AuditCipher {
   const auditKey = requireAuditKey(config);
   const keyring =
     auditKey.kind === 'kms'
       ? kmsKeyring(auditKey.keyArn, options.kms ?? new KMS({}))
       : localKeyring(readLocalKey(auditKey.wrappingKeyFile));
+  return createAuditCipher({ keyring });
+}
+
+/** The audit log on the configured key. */
+export function createAuditLog(config: KeysmithConfig, options: WiringOptions = {}): AuditLog {
   return new AuditLog({
     documentClient: options.documentClient ?? createDocumentClient(),
     tableName: requireTable(config, 'audit'),
-    cipher: createAuditCipher({ keyring }),
-    onTamper: options.onTamper ?? logTamper,
+    cipher: createAuditRecordCipher(config, options),
     ...(config.auditRetentionDays ? { retentionDays: config.auditRetentionDays } : {}),
   });
 }

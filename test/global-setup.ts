@@ -1,10 +1,15 @@
-/** Builds the Lambda bundles, starts one DynamoDB Local for the whole test run, creates the tables, and writes the local wrapping and seal keys. */
+/**
+ * Builds the Lambda bundles, starts one DynamoDB Local for the whole test run, creates the tables, writes the local
+ * wrapping, seal, token and digest keys, and runs the audit function on the audit table's stream for the whole run
+ * (as `npm start` does): records are linked, change events appended, digests written where the tests can read them.
+ */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { createTables, localClient, startDynamoDbLocal } from '../local/dynamodb-local.ts';
+import { type AuditPipeline, startAuditPipeline } from '../local/audit-pipeline.ts';
+import { createTables, LOCAL_AWS, localClient, startDynamoDbLocal } from '../local/dynamodb-local.ts';
 import { buildLambdas } from '../scripts/build-lambdas.ts';
 import { LocalTokenSigner } from '../shared/token-signers.ts';
 import { ensureNode24 } from './support/node24.ts';
@@ -18,6 +23,11 @@ declare module 'vitest' {
     wrappingKeyFile: string;
     sealKeyFile: string;
     tokenSigningKeyFile: string;
+    /** The run's audit digests: the folder they are written to and the key that signs them (PEM). */
+    auditDigestDir: string;
+    auditDigestKeyFile: string;
+    /** The change events the run's audit function appends (contract §12). */
+    eventsFile: string;
   }
 }
 
@@ -42,8 +52,50 @@ export default async function setup(project: TestProject) {
   const tokenSigningKeyFile = join(dir, 'token-signing-key');
   writeFileSync(tokenSigningKeyFile, LocalTokenSigner.generatePem(), { mode: 0o600 });
   project.provide('tokenSigningKeyFile', tokenSigningKeyFile);
+  const auditDigestKeyFile = join(dir, 'audit-digest-key');
+  writeFileSync(auditDigestKeyFile, LocalTokenSigner.generatePem(), { mode: 0o600 });
+  const auditDigestDir = join(dir, 'audit-digests');
+  mkdirSync(auditDigestDir);
+  const eventsFile = join(dir, 'events.jsonl');
+  project.provide('auditDigestKeyFile', auditDigestKeyFile);
+  project.provide('auditDigestDir', auditDigestDir);
+  project.provide('eventsFile', eventsFile);
+  const pipeline = await startTestAuditPipeline(dynamodb.endpoint, {
+    KEYSMITH_AUDIT_TABLE: TEST_TABLES.audit,
+    KEYSMITH_LOCAL_WRAPPING_KEY_FILE: wrappingKeyFile,
+    KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE: auditDigestKeyFile,
+    KEYSMITH_LOCAL_AUDIT_DIGEST_DIR: auditDigestDir,
+    KEYSMITH_LOCAL_EVENTS_FILE: eventsFile,
+  });
   return async () => {
+    await pipeline.stop();
     await dynamodb.stop();
     rmSync(dir, { recursive: true, force: true });
   };
+}
+
+/**
+ * The audit function over the run's audit table, quiet: tests tamper with tables on purpose, and what it reports is
+ * checked through `audit verify`, not its log. Anchoring is left to the tests (they call the anchor when they need a
+ * digest), so the schedule is off.
+ */
+async function startTestAuditPipeline(endpoint: string, env: Record<string, string>): Promise<AuditPipeline> {
+  const { logger } = await import('../shared/logger.ts');
+  logger.setLogLevel('SILENT');
+  const { loadConfig } = await import('../shared/config.ts');
+  const { createDocumentClient } = await import('../shared/dynamodb.ts');
+  const { createAuditPipeline } = await import('../shared/audit/wiring.ts');
+  const { auditHandler } = await import('../lambdas/audit/run.ts');
+  const config = loadConfig({ KEYSMITH_ISSUER_BASE: 'http://keysmith.test', KEYSMITH_AUDIENCES: 'http://keysmith.test', ...env });
+  const documentClient = createDocumentClient({ ...LOCAL_AWS, endpoint });
+  const metrics = { addMetric() {}, publishStoredMetrics() {} } as unknown as Parameters<typeof auditHandler>[1];
+  const dynamodb = localClient(endpoint);
+  return startAuditPipeline({
+    endpoint,
+    dynamodb,
+    auditTable: env.KEYSMITH_AUDIT_TABLE as string,
+    handler: auditHandler(createAuditPipeline(config, { documentClient, onTamper: () => {} }), metrics),
+    pollMs: 50,
+    anchorMs: 24 * 3600_000,
+  });
 }

@@ -32,20 +32,77 @@ const SEAL_OPTIONS: OptionSpecs = {
   },
 };
 
+const DIGEST_OPTIONS: OptionSpecs = {
+  'digest-bucket': {
+    type: 'string',
+    value: 'NAME',
+    description: "the bucket of the chain's signed digests (the stack's AuditDigestBucket output)",
+  },
+  'digest-key-arn': {
+    type: 'string',
+    value: 'ARN',
+    description: "the KMS key that signs the digests (the stack's AuditDigestKeyArn output)",
+  },
+  'digest-dir': {
+    type: 'string',
+    value: 'DIR',
+    description: 'a folder of digests instead of the bucket (default locally: .keysmith/audit-digests)',
+  },
+};
+
+/** Where the chain's digests are, and the digest key: its KMS ARN, or a PEM file (public, or the local private one). */
+export interface DigestTarget {
+  store: { kind: 's3'; bucket: string } | { kind: 'dir'; directory: string };
+  key: { kind: 'kms'; keyArn: string } | { kind: 'file'; file: string } | undefined;
+}
+
+/**
+ * Resolves the digest options, then the local stack's defaults beside its wrapping key; undefined when no digests are
+ * named or found. `--digest-public-key` (PEM) checks with no KMS permission; `--digest-key-arn` uses
+ * kms:GetPublicKey to check, kms:Sign to anchor.
+ */
+export function digestTarget(options: OptionValues, ctx: Context): DigestTarget | undefined {
+  const bucket = stringOption(options, 'digest-bucket');
+  const keyArn = stringOption(options, 'digest-key-arn');
+  const directory = stringOption(options, 'digest-dir');
+  const publicKeyFile = stringOption(options, 'digest-public-key') ?? stringOption(options, 'digest-key-file');
+  if (bucket && directory) throw new UsageError('--digest-bucket and --digest-dir exclude each other');
+  if (keyArn && publicKeyFile) throw new UsageError('--digest-key-arn excludes a digest key file');
+  const local = bucket ? {} : ctx.local();
+  const beside = (name: string) => (local.wrappingKeyFile ? join(dirname(local.wrappingKeyFile), name) : undefined);
+  const localDir = beside('audit-digests');
+  const folder = directory ?? (localDir && existsSync(localDir) ? localDir : undefined);
+  const localKey = beside('audit-digest-key');
+  const key: DigestTarget['key'] = keyArn
+    ? { kind: 'kms', keyArn }
+    : publicKeyFile
+      ? { kind: 'file', file: publicKeyFile }
+      : localKey && existsSync(localKey)
+        ? { kind: 'file', file: localKey }
+        : undefined;
+  if (!bucket && !folder) {
+    if (keyArn || publicKeyFile) throw new UsageError('--digest-bucket (or --digest-dir) is required with a digest key');
+    return undefined;
+  }
+  if (!key) throw new UsageError('--digest-key-arn (or --digest-public-key FILE) is required with the digests');
+  return { store: bucket ? { kind: 's3', bucket } : { kind: 'dir', directory: folder as string }, key };
+}
+
 /** Where the operator's commands find DynamoDB and the audit key. */
 export interface AwsTarget {
   region: string | undefined;
   endpoint: string | undefined;
   /** Credentials for DynamoDB Local, which accepts any (used when the endpoint came from local.json). */
   localCredentials: boolean;
-  auditKey: { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string };
+  /** Undefined only for an integrity-only check (`audit verify --integrity-only`). */
+  auditKey: { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string } | undefined;
   /** The key that seals clients and keys (needed to write them: bootstrap). */
   sealKey: { kind: 'kms'; keyArn: string } | { kind: 'local'; keyFile: string } | undefined;
   tables: { main: string | undefined; audit: string | undefined };
 }
 
 /** Resolves options, then `.keysmith/local.json` (only when no KMS key is named: then the target is AWS). */
-export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
+export function awsTarget(options: OptionValues, ctx: Context, needs = { auditKey: true }): AwsTarget {
   const kmsKeyArn = stringOption(options, 'kms-key-arn');
   const wrappingKeyFile = stringOption(options, 'wrapping-key-file');
   if (kmsKeyArn && wrappingKeyFile) throw new UsageError('--kms-key-arn and --wrapping-key-file exclude each other');
@@ -53,7 +110,7 @@ export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
   const endpointOption = stringOption(options, 'endpoint');
   const endpoint = endpointOption ?? local.dynamodbEndpoint;
   const localKeyFile = wrappingKeyFile ?? (local.dynamodbEndpoint ? local.wrappingKeyFile : undefined);
-  if (!kmsKeyArn && !localKeyFile)
+  if (!kmsKeyArn && !localKeyFile && needs.auditKey)
     throw new UsageError('--kms-key-arn is required (or, for a local stack, run this where .keysmith/local.json is)');
   const sealKeyArn = stringOption(options, 'seal-key-arn');
   // Locally the seal key sits beside the wrapping key; it is used by default only where it exists.
@@ -64,7 +121,11 @@ export function awsTarget(options: OptionValues, ctx: Context): AwsTarget {
     region: stringOption(options, 'region') ?? ctx.env.AWS_REGION ?? (local.dynamodbEndpoint ? 'us-east-1' : undefined),
     endpoint,
     localCredentials: endpointOption === undefined && local.dynamodbEndpoint !== undefined,
-    auditKey: kmsKeyArn ? { kind: 'kms', keyArn: kmsKeyArn } : { kind: 'local', wrappingKeyFile: localKeyFile as string },
+    auditKey: kmsKeyArn
+      ? { kind: 'kms', keyArn: kmsKeyArn }
+      : localKeyFile
+        ? { kind: 'local', wrappingKeyFile: localKeyFile }
+        : undefined,
     sealKey: sealKeyArn ? { kind: 'kms', keyArn: sealKeyArn } : sealKeyFile ? { kind: 'local', keyFile: sealKeyFile } : undefined,
     tables: {
       main: stringOption(options, 'main-table') ?? local.tables?.main,
@@ -91,6 +152,16 @@ export const auditVerifyCommand: Command = {
       value: 'DAYS',
       description: 'the deployment keeps records this long (older ones expired: the chain may start later)',
     },
+    'integrity-only': {
+      type: 'boolean',
+      description: 'check links, order and digests without decrypting (an auditor without kms:Decrypt)',
+    },
+    ...DIGEST_OPTIONS,
+    'digest-public-key': {
+      type: 'string',
+      value: 'FILE',
+      description: "the digest key's public half (PEM), to check digests with no KMS permission at all",
+    },
     'expect-head': {
       type: 'string',
       value: 'SEQ:DIGEST',
@@ -100,9 +171,38 @@ export const auditVerifyCommand: Command = {
     ...AWS_OPTIONS,
   },
   notes:
-    'Exit code 0: the chain is intact; 1: it is broken (the first problem is printed).\nIn AWS: keysmith audit verify --tenant acme --audit-table NAME --kms-key-arn ARN --main-table NAME --seal-key-arn ARN --region eu-west-1',
+    'Exit code 0: the chain is intact; 1: it is broken (the first problem is printed).\n' +
+    'In AWS: keysmith audit verify --tenant acme --audit-table NAME --kms-key-arn ARN --main-table NAME --seal-key-arn ARN --digest-bucket NAME --digest-key-arn ARN --region eu-west-1\n' +
+    'An auditor without kms:Decrypt: keysmith audit verify --tenant acme --audit-table NAME --integrity-only --digest-bucket NAME --digest-public-key digest-key.pem',
   async run(values, positionals, ctx) {
     return (await import('../operator-aws.ts')).auditVerify(values, positionals, ctx);
+  },
+};
+
+export const auditAnchorCommand: Command = {
+  name: ['audit', 'anchor'],
+  summary:
+    "Write a signed digest of each changed tenant's chain head now (as the audit function's schedule does), or of one tenant's with --tenant.",
+  options: {
+    tenant: {
+      type: 'string',
+      value: 'TENANT',
+      description: 'anchor this tenant only (default: every tenant changed since its last digest)',
+    },
+    'audit-table': { type: 'string', value: 'NAME', description: 'the audit table (default locally: from .keysmith/local.json)' },
+    ...DIGEST_OPTIONS,
+    'digest-key-file': {
+      type: 'string',
+      value: 'FILE',
+      description: 'a local digest signing key (PEM) instead of KMS (default locally: .keysmith/audit-digest-key)',
+    },
+    ...AWS_OPTIONS,
+  },
+  notes:
+    'Needs kms:Decrypt on the audit key (to check the head) and kms:Sign on the digest key. In AWS the audit function does this every 5 minutes; to run it now there:\n' +
+    '  aws lambda invoke --function-name FUNCTION --payload \'{"keysmith":"anchor","tenantId":"acme"}\' --cli-binary-format raw-in-base64-out out.json',
+  async run(values, positionals, ctx) {
+    return (await import('../operator-aws.ts')).auditAnchor(values, positionals, ctx);
   },
 };
 

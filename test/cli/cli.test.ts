@@ -3,17 +3,18 @@
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
 
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run } from '#cli/main.ts';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { AUDIENCE, ISSUER_BASE, newTenant, ownKeyToken, startTestApp, type TestApp } from '../support/app.ts';
+import { waitLinked } from '../support/audit.ts';
 
 let app: TestApp;
 let workDir: string;
@@ -205,6 +206,7 @@ describe('keysmith (in-process)', () => {
     const client = await app.createClient(tenant);
     await app.createKey(tenant, client.clientId);
     await cli(['clients', 'update', client.clientId, '--tenant', tenant, '--name', 'renamed']);
+    await waitLinked(tenant, { records: 3 });
 
     const listed = await cli(['audit', 'list', '--tenant', tenant]);
     expect(listed.code).toBe(0);
@@ -224,7 +226,37 @@ describe('keysmith (in-process)', () => {
     ];
     const intact = await cli(['audit', 'verify', '--tenant', tenant, ...target], { bare: true });
     expect(intact).toMatchObject({ code: 0 });
-    expect(intact.stdout).toBe(`The audit chain of tenant ${tenant} is intact: 3 records (seq 1 to 3).`);
+    expect(intact.stdout).toBe(`The audit chain of tenant ${tenant} is intact: 3 records linked (seq 1 to 3).`);
+    expect(intact.stderr).toContain('Digests not checked');
+    // A digest written now, then checked by an auditor holding only its public key (no audit key at all).
+    const digestDir = inject('auditDigestDir');
+    const written = await cli(
+      [
+        'audit',
+        'anchor',
+        '--tenant',
+        tenant,
+        ...target,
+        '--digest-dir',
+        digestDir,
+        '--digest-key-file',
+        inject('auditDigestKeyFile'),
+      ],
+      { bare: true },
+    );
+    expect(written.code, written.stderr).toBe(0);
+    expect(written.stdout).toMatch(new RegExp(`^${tenant}: digest at seq 3 written to `));
+    const publicPem = join(mkdtempSync(join(tmpdir(), 'keysmith-cli-')), 'digest-key.pem');
+    writeFileSync(publicPem, createPublicKey(readFileSync(inject('auditDigestKeyFile'))).export({ type: 'spki', format: 'pem' }));
+    const auditorArgs = ['--endpoint', target[1]!, '--audit-table', target[3]!, '--integrity-only', '--digest-dir', digestDir];
+    const checked = await cli(['audit', 'verify', '--tenant', tenant, ...auditorArgs, '--digest-public-key', publicPem], {
+      bare: true,
+    });
+    expect(checked.code, checked.stderr).toBe(0);
+    expect(checked.stdout).toMatch(/3 records linked \(seq 1 to 3\); signed digest at seq 3 .*; integrity only/);
+    const withoutKey = await cli(['audit', 'verify', '--tenant', tenant, ...auditorArgs], { bare: true });
+    expect(withoutKey).toMatchObject({ code: 2 });
+    expect(withoutKey.stderr).toMatch(/--digest-key-arn \(or --digest-public-key FILE\) is required/);
     // --json prints the head to keep elsewhere; --expect-head checks a kept one.
     const head = json((await cli(['audit', 'verify', '--tenant', tenant, ...target, '--json'], { bare: true })).stdout).head;
     expect(head).toMatchObject({ seq: 3, digest: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
@@ -331,6 +363,8 @@ describe('keysmith (in-process)', () => {
     );
     copyFileSync(process.env.KEYSMITH_LOCAL_WRAPPING_KEY_FILE as string, join(dir, '.keysmith', 'audit-wrapping-key'));
     copyFileSync(process.env.KEYSMITH_LOCAL_SEAL_KEY_FILE as string, join(dir, '.keysmith', 'seal-key'));
+    copyFileSync(inject('auditDigestKeyFile'), join(dir, '.keysmith', 'audit-digest-key'));
+    mkdirSync(join(dir, '.keysmith', 'audit-digests'));
     process.chdir(dir);
     try {
       const whoami = await cli(['whoami', '--json'], { bare: true });
@@ -339,9 +373,14 @@ describe('keysmith (in-process)', () => {
       expect(admin.scopes).toContain('keysmith:platform-admin');
       const created = await cli(['clients', 'create', '--name', 'from-local', '--json'], { bare: true });
       expect(json(created.stdout).tenantId).toBe(admin.tenantId); // the admin key's own tenant by default
+      await waitLinked(admin.tenantId);
+      // The digests and their key beside the wrapping key, as npm start leaves them.
+      const anchored = await cli(['audit', 'anchor', '--tenant', admin.tenantId], { bare: true });
+      expect(anchored.code, anchored.stderr).toBe(0);
+      expect(anchored.stdout).toContain(join(dir, '.keysmith', 'audit-digests'));
       const verified = await cli(['audit', 'verify', '--tenant', admin.tenantId], { bare: true });
       expect(verified.code).toBe(0);
-      expect(verified.stdout).toMatch(/is intact/);
+      expect(verified.stdout).toMatch(/is intact: \d+ records linked .*; signed digest at seq \d+/);
       expect(verified.stderr).toMatch(/Cross-checked \d+ clients/);
     } finally {
       process.chdir(workDir);
@@ -366,6 +405,7 @@ describe('keysmith (in-process)', () => {
       'keys revoke',
       'audit list',
       'audit verify',
+      'audit anchor',
       'bootstrap',
     ]) {
       const help = await cli([...command.split(' '), '--help'], { bare: true });

@@ -65,9 +65,20 @@ describe('npm start', () => {
     expect(statSync(join(cwd, '.keysmith')).mode & 0o777).toBe(0o700);
     const files = readdirSync(join(cwd, '.keysmith'));
     expect(files).toEqual(
-      expect.arrayContaining(['local.json', 'audit-wrapping-key', 'seal-key', 'token-signing-key', 'local.pid']),
+      expect.arrayContaining([
+        'local.json',
+        'audit-wrapping-key',
+        'seal-key',
+        'token-signing-key',
+        'audit-digest-key',
+        'audit-digests',
+        'local.pid',
+      ]),
     );
-    for (const file of files) expect(statSync(join(cwd, '.keysmith', file)).mode & 0o777, file).toBe(0o600);
+    for (const file of files) {
+      const stat = statSync(join(cwd, '.keysmith', file));
+      expect(stat.mode & 0o777, file).toBe(stat.isDirectory() ? 0o700 : 0o600);
+    }
   });
 
   it('runs DynamoDB Local on the loopback address only', () => {
