@@ -20,6 +20,8 @@ export const CONTEXT_KEYS = [
   'revocationSeconds',
   'authorizerCacheTtl',
   'auditRetentionDays',
+  'auditAnchorMinutes',
+  'auditDigestRetentionDays',
   'removalPolicy',
 ] as const;
 
@@ -84,6 +86,10 @@ function keysmithProps(context: (key: ContextKey) => string | undefined): Omit<K
   if (cacheTtl !== undefined) props.authorizerCacheTtl = Duration.seconds(cacheTtl);
   const retention = positiveInteger('auditRetentionDays', context('auditRetentionDays'));
   if (retention) props.auditRetentionDays = retention;
+  const anchorMinutes = positiveInteger('auditAnchorMinutes', context('auditAnchorMinutes'));
+  if (anchorMinutes) props.auditAnchorInterval = Duration.minutes(anchorMinutes);
+  const digestRetention = positiveInteger('auditDigestRetentionDays', context('auditDigestRetentionDays'));
+  if (digestRetention) props.auditDigestRetentionDays = digestRetention;
   const removal = context('removalPolicy');
   if (removal) {
     const policy = REMOVAL_POLICIES[removal];

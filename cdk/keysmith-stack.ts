@@ -17,6 +17,9 @@ export const KEYSMITH_OUTPUTS = [
   'AuthorizerFunctionArn',
   'TokenEndpoint',
   'TokenSigningKeyArn',
+  'EventBusName',
+  'AuditDigestBucket',
+  'AuditDigestKeyArn',
 ] as const;
 
 export type KeysmithOutput = (typeof KEYSMITH_OUTPUTS)[number];
@@ -113,6 +116,19 @@ export class KeysmithStack extends Stack {
       TokenSigningKeyArn: {
         value: this.keysmith.tokenSigningKey.keyArn,
         description: 'KMS RSA_2048 key that signs access tokens now (see tokenSigningKeys for a rotation)',
+      },
+      EventBusName: {
+        value: this.keysmith.eventBus.eventBusName,
+        description:
+          'EventBridge bus of the change events (source keysmith, one per linked audit record); add rules to consume them',
+      },
+      AuditDigestBucket: {
+        value: this.keysmith.auditDigestBucket.bucketName,
+        description: 'S3 bucket (Object Lock, compliance mode) of the signed audit chain digests, under digests/{tenantId}/',
+      },
+      AuditDigestKeyArn: {
+        value: this.keysmith.auditDigestKey.keyArn,
+        description: 'KMS RSA_2048 key that signs the audit digests (RS256); audit verify checks them with its public key',
       },
     };
     for (const output of KEYSMITH_OUTPUTS)

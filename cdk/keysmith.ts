@@ -1,6 +1,7 @@
 /**
- * Keysmith as one reusable construct: the DynamoDB tables, the KMS keys, the three functions, the REST API
- * built from the route table, and the alarms. `KeysmithStack` wraps it; a user may put it in their own stack.
+ * Keysmith as one reusable construct: the DynamoDB tables, the KMS keys, the five functions, the REST API
+ * built from the route table, the audit pipeline (the audit table's stream, the change-event bus, the digest bucket)
+ * and the alarms. `KeysmithStack` wraps it; a user may put it in their own stack.
  */
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
@@ -19,17 +20,39 @@ import {
 } from 'aws-cdk-lib/aws-apigateway';
 import type { ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { Alarm, ComparisonOperator, type IAlarmAction, type IMetric, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
-import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { AccountRootPrincipal, Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { AttributeType, Billing, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { EventBus, Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
+import {
+  AccountRootPrincipal,
+  AnyPrincipal,
+  Effect,
+  PolicyDocument,
+  PolicyStatement,
+  Role,
+  ServicePrincipal,
+} from 'aws-cdk-lib/aws-iam';
 import { type IKey, Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
-import { Architecture, Function as LambdaFunction, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import {
+  Architecture,
+  FilterCriteria,
+  FilterRule,
+  Function as LambdaFunction,
+  Runtime,
+  StartingPosition,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ARecord, type IHostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ACCESS_TOKEN_LIFETIME, TABLE_VARIABLES } from '#shared/config.ts';
 import {
   AUDIT_ENCRYPTION_PURPOSE,
+  AUDIT_LINK_LAG_METRIC,
   JTI_ATTRIBUTES,
   JTI_PARTITION_PREFIX,
   METRICS_NAMESPACE,
@@ -37,8 +60,8 @@ import {
   TAMPER_METRIC,
 } from '#shared/names.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
-import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
-import { type KeysmithFunctionName, LAMBDA_HANDLER, lambdaCode } from './lambda-code.ts';
+import { keys, TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
+import { KEYSMITH_FUNCTIONS, type KeysmithFunctionName, LAMBDA_HANDLER, lambdaCode } from './lambda-code.ts';
 import { addProblemResponses } from './problem-responses.ts';
 
 export type { KeysmithFunctionName };
@@ -123,6 +146,22 @@ export interface KeysmithProps {
    */
   readonly auditRetentionDays?: number;
   /**
+   * How often the audit function writes a signed digest of each tenant's chain that moved since its last one (an
+   * EventBridge schedule, whole minutes); `audit verify` counts a chain anchored later than this as anchored late.
+   * @default Duration.minutes(5)
+   */
+  readonly auditAnchorInterval?: Duration;
+  /**
+   * Days S3 Object Lock (compliance mode) keeps each audit digest from being overwritten or deleted by anyone, the
+   * account root included; the retention cannot be shortened once a digest is written. The digest bucket, and the key
+   * whose public half verifies the digests, are retained when they leave the stack whatever `removalPolicy` says
+   * (CloudFormation could not delete a bucket of locked objects anyway). Digests are not expired: a tenant's latest
+   * digest anchors its whole chain however old it is. A digest someone deletes is only hidden (a delete marker); its
+   * version is removed for good this many days plus 30 after the delete, when its lock has surely ended.
+   * @default 365
+   */
+  readonly auditDigestRetentionDays?: number;
+  /**
    * What happens to the tables, keys and log groups when they leave the stack. Anything but DESTROY keeps
    * DynamoDB deletion protection on.
    * @default RemovalPolicy.RETAIN
@@ -149,7 +188,8 @@ export interface KeysmithProps {
    */
   readonly logRetention?: RetentionDays;
   /**
-   * Where the alarms (authorizer errors, API 5xx, Lambda throttles) send their notifications.
+   * Where the alarms (authorizer and audit errors, API 5xx, Lambda throttles, tampering, audit lag) send their
+   * notifications.
    * @default - the alarms exist but notify nobody
    */
   readonly alarmAction?: IAlarmAction;
@@ -178,22 +218,59 @@ const TABLE_ACCESS = {
   // Audit records and heads are only ever put (in the change's transaction), read and queried.
   auditWriter: { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], indexes: false },
   // The token endpoint reads a client's partition (consistently) and puts jti records, and no other item.
-  tokenIssuer: { actions: ['dynamodb:Query'], indexes: false, leadingKeyWrites: ['dynamodb:PutItem'] },
-} as const satisfies Record<string, { actions: readonly string[]; indexes: boolean; leadingKeyWrites?: readonly string[] }>;
+  tokenIssuer: {
+    actions: ['dynamodb:Query'],
+    indexes: false,
+    partitionWrites: { actions: ['dynamodb:PutItem'], leadingKeys: [`${JTI_PARTITION_PREFIX}*`], attributes: JTI_ATTRIBUTES },
+  },
+  // The linker and the anchor (shared/audit/chain.ts, digests.ts): heads and pointers read (Get), records read again
+  // (BatchGet) and found (Query), links written (Update) with the head and the to-anchor marker (Put) in one
+  // transaction; only the to-anchor markers are ever deleted.
+  auditLinker: {
+    actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    indexes: false,
+    partitionWrites: { actions: ['dynamodb:DeleteItem'], leadingKeys: [keys.auditAnchorsPartition] },
+  },
+} as const satisfies Record<string, TableGrant>;
 type TableAccess = keyof typeof TABLE_ACCESS;
+
+/** One access level: its actions on the table, and writes confined by IAM to some partitions (and attributes). */
+interface TableGrant {
+  readonly actions: readonly string[];
+  readonly indexes: boolean;
+  readonly partitionWrites?: {
+    readonly actions: readonly string[];
+    readonly leadingKeys: readonly string[];
+    readonly attributes?: readonly string[];
+  };
+}
 
 // DynamoDB asks KMS on the caller's behalf: decrypt to read, encrypt and generate data keys to write.
 // DescribeKey (metadata only) is what CDK's own table grants add too; without it a read can be refused.
 const TABLE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
 const TABLE_KEY_WRITE_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
 
-const MEMORY_MB: Record<KeysmithFunctionName, number> = { authorizer: 512, management: 512, discovery: 256, token: 512 };
+const MEMORY_MB: Record<KeysmithFunctionName, number> = {
+  authorizer: 512,
+  management: 512,
+  discovery: 256,
+  token: 512,
+  audit: 512,
+};
 const TIMEOUT: Record<KeysmithFunctionName, Duration> = {
   authorizer: Duration.seconds(5),
   management: Duration.seconds(15),
   discovery: Duration.seconds(10),
   token: Duration.seconds(10),
+  audit: Duration.seconds(60),
 };
+
+/** The signing algorithm of RS256, the only one the digest key may sign with (shared/token-signers.ts). */
+const DIGEST_SIGNING_ALGORITHM = 'RSASSA_PKCS1_V1_5_SHA_256';
+/** Where digests are written in their bucket (shared/audit/digests.ts `digestKey`). */
+const DIGEST_PREFIX = 'digests/';
+/** A stream batch older than this, or a record linked later than this after its commit, is alarmed on (in ms). */
+const AUDIT_LAG_ALARM_MS = 60_000;
 
 /** Fails synth early, with the prop's name, on a value Keysmith's config would refuse at cold start. */
 function wholeSeconds(name: string, value: Duration, min: number, max: number): number {
@@ -201,6 +278,21 @@ function wholeSeconds(name: string, value: Duration, min: number, max: number): 
   if (!Number.isInteger(seconds) || seconds < min || seconds > max)
     throw new Error(`Keysmith: ${name} must be a whole number of seconds from ${min} to ${max}, got ${seconds}`);
   return seconds;
+}
+
+/** Fails synth early, with the prop's name, on a schedule EventBridge cannot express (`rate(N minutes)`). */
+function wholeMinutes(name: string, value: Duration, min: number, max: number): number {
+  const minutes = value.toMinutes({ integral: false });
+  if (!Number.isInteger(minutes) || minutes < min || minutes > max)
+    throw new Error(`Keysmith: ${name} must be a whole number of minutes from ${min} to ${max}, got ${minutes}`);
+  return minutes;
+}
+
+/** Fails synth early, with the prop's name, on a count of days that is not a whole number in range. */
+function wholeDays(name: string, value: number, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max)
+    throw new Error(`Keysmith: ${name} must be a whole number of days from 1 to ${max}, got ${value}`);
+  return value;
 }
 
 /** Keysmith's tables, keys, functions and REST API. */
@@ -226,6 +318,19 @@ export class Keysmith extends Construct {
   readonly discoveryFunction: LambdaFunction;
   /** The token endpoint's function: the only one that may sign access tokens (`kms:Sign`). */
   readonly tokenFunction: LambdaFunction;
+  /**
+   * The audit function: links audit records from the audit table's stream into each tenant's hash chain, publishes
+   * change events and writes signed digests. It may use the audit table only: it cannot change a client or a key.
+   */
+  readonly auditFunction: LambdaFunction;
+  /** Change events (contract §12): one per linked audit record, `source: keysmith`, put only by the audit function. */
+  readonly eventBus: EventBus;
+  /** Signed digests of the audit chains (S3 Object Lock, compliance mode), written only by the audit function. */
+  readonly auditDigestBucket: Bucket;
+  /** Signs the audit digests (RSA_2048, RS256): only the audit function may sign with it; auditors use its public key. */
+  readonly auditDigestKey: Key;
+  /** Where the audit stream's batches go after their last retry (the records stay in the table, unlinked). */
+  readonly auditDeadLetterQueue: Queue;
   /** The KMS key that signs access tokens now (RSA_2048, RSASSA_PKCS1_V1_5_SHA_256). */
   readonly tokenSigningKey: Key;
   /** Every token-signing key of the deployment by its name: the signing one and the published ones. */
@@ -240,7 +345,7 @@ export class Keysmith extends Construct {
   readonly audiences: string[];
   /** The API Gateway method of each route of the route table. */
   readonly routeMethods = new Map<RouteId, Method>();
-  /** The alarms on authorizer errors, API 5xx and Lambda throttles. */
+  /** The alarms on errors, API 5xx, Lambda throttles, tampering and the audit pipeline's lag and failures. */
   readonly alarms: Alarm[] = [];
   private readonly tables = new Map<TableRole, TableV2>();
 
@@ -261,6 +366,9 @@ export class Keysmith extends Construct {
     );
     if (props.auditRetentionDays !== undefined && (!Number.isInteger(props.auditRetentionDays) || props.auditRetentionDays < 1))
       throw new Error(`Keysmith: auditRetentionDays must be a positive whole number, got ${props.auditRetentionDays}`);
+    const anchorMinutes = wholeMinutes('auditAnchorInterval', props.auditAnchorInterval ?? Duration.minutes(5), 1, 1440);
+    // Object Lock's own limit is 100 years.
+    const digestRetentionDays = wholeDays('auditDigestRetentionDays', props.auditDigestRetentionDays ?? 365, 36_500);
 
     this.tableKey = this.createKey(
       'TableKey',
@@ -299,6 +407,72 @@ export class Keysmith extends Construct {
       ]),
     );
     this.tokenSigningKey = this.tokenSigningKeys.get(signingKeys.signing)!;
+
+    this.auditDigestKey = new Key(this, 'AuditDigestKey', {
+      description: 'Keysmith: signs the audit chain digests (RS256); auditors verify them with its public key',
+      alias: `${stack.stackName}/keysmith-audit-digest`,
+      keySpec: KeySpec.RSA_2048,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      // Retained like the digests it signs: its public half is what proves them, for as long as they are kept.
+      removalPolicy: RemovalPolicy.RETAIN,
+      policy: new PolicyDocument({
+        statements: [new PolicyStatement({ actions: ['kms:*'], principals: [new AccountRootPrincipal()], resources: ['*'] })],
+      }),
+    });
+    this.auditDigestBucket = new Bucket(this, 'AuditDigestBucket', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      encryption: BucketEncryption.S3_MANAGED,
+      versioned: true,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: ObjectLockRetention.compliance(Duration.days(digestRetentionDays)),
+      lifecycleRules: [
+        {
+          id: 'deleted-digests',
+          // Only a version someone deleted becomes noncurrent (digests are never overwritten). Counted from then, so it
+          // is always past its lock; a tenant's current digests are kept (the latest one anchors the whole chain).
+          noncurrentVersionExpiration: Duration.days(digestRetentionDays + 30),
+          expiredObjectDeleteMarker: true,
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+      // Whatever removalPolicy says: CloudFormation cannot delete a bucket holding locked objects.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Object Lock keeps an overwritten digest's version, but readers see the newest: so no one writes over a digest
+    // (the store puts with If-None-Match: *; a put without it, or a multipart upload, is refused).
+    this.auditDigestBucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'DigestsAreWrittenOnce',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [this.auditDigestBucket.arnForObjects('*')],
+        conditions: { Null: { 's3:if-none-match': 'true' } },
+      }),
+    );
+    // Compliance mode keeps every version, but a delete marker would hide a digest from a reader listing current
+    // objects: nobody deletes one (lifting this takes a change to the bucket policy, itself in CloudTrail).
+    this.auditDigestBucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'DigestsAreNeverDeleted',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+        resources: [this.auditDigestBucket.arnForObjects('*')],
+      }),
+    );
+    this.eventBus = new EventBus(this, 'EventBus', {
+      description: 'Keysmith change events (contract §12): one per linked audit record, in order per tenant',
+    });
+    this.auditDeadLetterQueue = new Queue(this, 'AuditDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      removalPolicy,
+    });
 
     for (const definition of TABLE_DEFINITIONS) this.tables.set(definition.role, this.createTable(definition, removalPolicy));
     this.mainTable = this.tables.get('main')!;
@@ -377,6 +551,7 @@ export class Keysmith extends Construct {
     this.managementFunction = this.createFunction('management', common, logRetention, removalPolicy);
     this.discoveryFunction = this.createFunction('discovery', common, logRetention, removalPolicy);
     this.tokenFunction = this.createFunction('token', common, logRetention, removalPolicy);
+    this.auditFunction = this.createFunction('audit', common, logRetention, removalPolicy);
 
     this.bindTable(this.authorizerFunction, 'main', 'reader');
     this.bindTable(this.discoveryFunction, 'main', 'reader');
@@ -394,7 +569,9 @@ export class Keysmith extends Construct {
     for (const fn of [this.tokenFunction, this.authorizerFunction])
       fn.addEnvironment('KEYSMITH_ACCESS_TOKEN_SECONDS', String(accessTokenSeconds));
     if (props.auditRetentionDays !== undefined)
-      this.managementFunction.addEnvironment('KEYSMITH_AUDIT_RETENTION_DAYS', String(props.auditRetentionDays));
+      for (const fn of [this.managementFunction, this.auditFunction])
+        fn.addEnvironment('KEYSMITH_AUDIT_RETENTION_DAYS', String(props.auditRetentionDays));
+    this.addAuditPipeline(anchorMinutes);
 
     this.authorizer = new TokenAuthorizer(this, 'TokenAuthorizer', {
       handler: this.authorizerFunction,
@@ -415,7 +592,47 @@ export class Keysmith extends Construct {
       management: this.managementFunction,
       discovery: this.discoveryFunction,
       token: this.tokenFunction,
+      audit: this.auditFunction,
     }[name];
+  }
+
+  /**
+   * The audit function's grants, variables and triggers: the audit table (no main table, no seal key, no token key),
+   * the audit key, its stream, the digest bucket and key, the event bus, and the anchoring schedule.
+   */
+  private addAuditPipeline(anchorMinutes: number): void {
+    const fn = this.auditFunction;
+    this.bindTable(fn, 'audit', 'auditLinker');
+    // GenerateDataKey too: the linker seals each new chain head with the audit key.
+    this.bindAuditKey(fn, this.auditKey);
+    this.bindDigests(fn);
+    this.eventBus.grantPutEventsTo(fn);
+    fn.addEnvironment('KEYSMITH_EVENT_BUS_NAME', this.eventBus.eventBusName);
+    fn.addEnvironment('KEYSMITH_AUDIT_ANCHOR_SECONDS', String(anchorMinutes * 60));
+    fn.addEventSource(
+      new DynamoEventSource(this.auditTable, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(1),
+        reportBatchItemFailures: true,
+        retryAttempts: 10,
+        // A tenant's records are linked in stream order: a batch is retried whole, from its first record, never split.
+        bisectBatchOnError: false,
+        parallelizationFactor: 1,
+        filters: [
+          FilterCriteria.filter({
+            eventName: FilterRule.isEqual('INSERT'),
+            dynamodb: { Keys: { sk: { S: FilterRule.beginsWith('EVENT#') } } },
+          }),
+        ],
+        onFailure: new SqsDlq(this.auditDeadLetterQueue),
+      }),
+    );
+    new Rule(this, 'AuditAnchorSchedule', {
+      description: 'Keysmith: writes the signed digests of the audit chains that moved',
+      schedule: Schedule.rate(Duration.minutes(anchorMinutes)),
+      targets: [new LambdaTarget(fn, { event: RuleTargetInput.fromObject({ keysmith: 'anchor-pending' }) })],
+    });
   }
 
   private createKey(id: string, description: string, removalPolicy: RemovalPolicy): Key {
@@ -446,6 +663,7 @@ export class Keysmith extends Construct {
       encryption: TableEncryptionV2.customerManagedKey(this.tableKey),
       removalPolicy,
       ...(definition.timeToLiveAttribute ? { timeToLiveAttribute: definition.timeToLiveAttribute } : {}),
+      ...(definition.stream ? { dynamoStream: StreamViewType[definition.stream] } : {}),
     });
   }
 
@@ -485,26 +703,28 @@ export class Keysmith extends Construct {
     const table = this.tables.get(role);
     const definition = TABLE_DEFINITIONS.find((candidate) => candidate.role === role);
     if (!table || !definition) throw new Error(`Keysmith: no ${role} table`);
-    const grant: { actions: readonly string[]; indexes: boolean; leadingKeyWrites?: readonly string[] } = TABLE_ACCESS[access];
-    const { actions, indexes, leadingKeyWrites = [] } = grant;
+    const { actions, indexes, partitionWrites }: TableGrant = TABLE_ACCESS[access];
     const indexArns = indexes ? definition.globalIndexes.map((index) => `${table.tableArn}/index/${index.name}`) : [];
     fn.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
     if (indexArns.length > 0) fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
-    // Writes confined to jti records by their partition key: the token function cannot write a client or key.
-    if (leadingKeyWrites.length > 0)
+    // Writes confined by partition key: the token function writes jti records only (never a client or key), the audit
+    // function deletes to-anchor markers only (never a record).
+    if (partitionWrites)
       fn.addToRolePolicy(
         new PolicyStatement({
-          actions: [...leadingKeyWrites],
+          actions: [...partitionWrites.actions],
           resources: [table.tableArn],
           conditions: {
-            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${JTI_PARTITION_PREFIX}*`] },
+            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...partitionWrites.leadingKeys] },
             // Nor an index attribute: a jti record can never show up among a tenant's clients or the admins.
-            'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...JTI_ATTRIBUTES] },
+            ...(partitionWrites.attributes
+              ? { 'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...partitionWrites.attributes] } }
+              : {}),
           },
         }),
       );
-    const writes =
-      leadingKeyWrites.length > 0 || actions.some((action) => action !== 'dynamodb:GetItem' && action !== 'dynamodb:Query');
+    const reads = new Set(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query']);
+    const writes = partitionWrites !== undefined || actions.some((action) => !reads.has(action));
     const stack = Stack.of(this);
     fn.addToRolePolicy(
       new PolicyStatement({
@@ -527,6 +747,31 @@ export class Keysmith extends Construct {
       }),
     );
     fn.addEnvironment('KEYSMITH_AUDIT_KMS_KEY_ARN', key.keyArn);
+  }
+
+  /**
+   * Grants the audit function what the digests need and sets the variables naming them: signing (RS256 only) and
+   * reading the public half of the digest key; writing and reading digests, and listing them, under `digests/`. No
+   * delete and no retention call: a digest, once written, stays for its Object Lock retention.
+   */
+  private bindDigests(fn: LambdaFunction): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['kms:Sign'],
+        resources: [this.auditDigestKey.keyArn],
+        conditions: { StringEquals: { 'kms:SigningAlgorithm': DIGEST_SIGNING_ALGORITHM } },
+      }),
+    );
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['kms:GetPublicKey'], resources: [this.auditDigestKey.keyArn] }));
+    const bucket = this.auditDigestBucket;
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:PutObject', 's3:GetObject'], resources: [bucket.arnForObjects(`${DIGEST_PREFIX}*`)] }),
+    );
+    // Not confined by s3:prefix: a GetObject carries no prefix, so S3 would answer a missing digest 403 instead of
+    // 404 (the bucket holds digests only).
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+    fn.addEnvironment('KEYSMITH_AUDIT_DIGEST_KEY_ARN', this.auditDigestKey.keyArn);
+    fn.addEnvironment('KEYSMITH_AUDIT_DIGEST_BUCKET', bucket.bucketName);
   }
 
   /**
@@ -598,7 +843,13 @@ export class Keysmith extends Construct {
 
   private addAlarms(action: IAlarmAction | undefined): void {
     const period = Duration.minutes(5);
-    const definitions: { id: string; description: string; metric: IMetric; threshold: number }[] = [
+    const definitions: {
+      id: string;
+      description: string;
+      metric: IMetric;
+      threshold: number;
+      comparison?: ComparisonOperator;
+    }[] = [
       {
         id: 'AuthorizerErrors',
         description: 'The authorizer failed (not denied): callers got 503 authorizer_unavailable.',
@@ -611,9 +862,9 @@ export class Keysmith extends Construct {
         metric: this.api.metricServerError({ period, statistic: 'Sum' }),
         threshold: 5,
       },
-      ...(['authorizer', 'management', 'discovery', 'token'] as const).map((name) => ({
+      ...KEYSMITH_FUNCTIONS.map((name) => ({
         id: `${pascal(name)}Tamper`,
-        description: `The ${name} function refused a stored item that failed its integrity check (seal or audit head): someone wrote the tables around Keysmith. See its log for the reason and ids.`,
+        description: `The ${name} function refused a stored item that failed its integrity check (seal, audit record or head): someone wrote the tables around Keysmith. See its log for the reason and ids.`,
         metric: new Metric({
           namespace: METRICS_NAMESPACE,
           metricName: TAMPER_METRIC,
@@ -623,12 +874,49 @@ export class Keysmith extends Construct {
         }),
         threshold: 1,
       })),
-      ...(['authorizer', 'management', 'discovery', 'token'] as const).map((name) => ({
+      ...KEYSMITH_FUNCTIONS.map((name) => ({
         id: `${pascal(name)}Throttles`,
         description: `Lambda throttled the ${name} function.`,
         metric: this.functionFor(name).metricThrottles({ period, statistic: 'Sum' }),
         threshold: 1,
       })),
+      {
+        id: 'AuditErrors',
+        description:
+          'The audit function failed: a stream batch is being retried (records wait unlinked) or digests were not written.',
+        metric: this.auditFunction.metricErrors({ period, statistic: 'Sum' }),
+        threshold: 1,
+      },
+      {
+        id: 'AuditIteratorAge',
+        description:
+          'The audit stream is behind: committed audit records wait to be linked and their change events to be published.',
+        metric: this.auditFunction.metric('IteratorAge', { period, statistic: 'Maximum' }),
+        threshold: AUDIT_LAG_ALARM_MS,
+        comparison: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
+      {
+        id: 'AuditLinkLag',
+        // `audit verify` reports a record unlinked past its link bound (KEYSMITH_AUDIT_LINK_BOUND_SECONDS, 60 by default).
+        description: 'An audit record was linked into its chain more than 60 s after its commit.',
+        metric: new Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName: AUDIT_LINK_LAG_METRIC,
+          dimensionsMap: { service: metricsServiceName('audit') },
+          period,
+          statistic: 'Maximum',
+        }),
+        threshold: AUDIT_LAG_ALARM_MS,
+        comparison: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
+      {
+        id: 'AuditDeadLetters',
+        description:
+          'A stream batch failed every retry and was set aside: its records stay unlinked until replayed. See the dead-letter queue and the audit function log.',
+        metric: this.auditDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        threshold: 0,
+        comparison: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
     ];
     for (const definition of definitions) {
       const created = new Alarm(this, `${definition.id}Alarm`, {
@@ -636,7 +924,7 @@ export class Keysmith extends Construct {
         metric: definition.metric,
         threshold: definition.threshold,
         evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparisonOperator: definition.comparison ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
       });
       if (action) created.addAlarmAction(action);

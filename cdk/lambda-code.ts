@@ -1,5 +1,5 @@
 /**
- * Where the Lambda code of the four functions comes from: bundles built ahead of time (`npm run build:lambdas`,
+ * Where the Lambda code of the five functions comes from: bundles built ahead of time (`npm run build:lambdas`,
  * and inside `@keysmith/cdk` at package build time), so `cdk synth` needs neither esbuild nor Keysmith's sources.
  * The same relative path works in the repository (cdk/ → dist/lambda/) and in the package (dist/ → dist/lambda/).
  */
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Code } from 'aws-cdk-lib/aws-lambda';
 
 /** The Keysmith functions, by name (`lambdas/<name>/handler.ts`). */
-export const KEYSMITH_FUNCTIONS = ['authorizer', 'management', 'discovery', 'token'] as const;
+export const KEYSMITH_FUNCTIONS = ['authorizer', 'management', 'discovery', 'token', 'audit'] as const;
 export type KeysmithFunctionName = (typeof KEYSMITH_FUNCTIONS)[number];
 
 /** The bundle's file inside each function's folder, and the handler Lambda is told to call. */

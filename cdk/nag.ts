@@ -2,7 +2,7 @@
  * The cdk-nag (AwsSolutions) findings Keysmith accepts, each acknowledged on the narrowest construct
  * with the reason it is acceptable. Anything not listed here fails `cdk synth` and the test suite.
  */
-import { Validations } from 'aws-cdk-lib';
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { ROUTES } from '#shared/routes.ts';
 import type { Keysmith } from './keysmith.ts';
 
@@ -47,12 +47,33 @@ export function acknowledgeNagFindings(keysmith: Keysmith): void {
     keysmith.managementFunction,
     keysmith.discoveryFunction,
     keysmith.tokenFunction,
+    keysmith.auditFunction,
   ]) {
     if (fn.role)
       Validations.of(fn.role).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason:
-          'X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so their resource must be "*". Every other statement names its table, index, key or log group.',
+          'X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so their resource must be "*". Every other statement names its table, index, stream, key, queue, bus, bucket or log group.',
       });
   }
+  const auditRole = keysmith.auditFunction.role;
+  if (auditRole) {
+    const bucket = keysmith.auditDigestBucket;
+    const bucketId = Stack.of(bucket).getLogicalId(bucket.node.defaultChild as CfnElement);
+    Validations.of(auditRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/digests/*]`,
+      reason:
+        'The audit function writes one digest object per tenant and anchoring (digests/{tenantId}/{seq}-{time}.jws, keys it cannot know in advance) and reads them back: s3:PutObject and s3:GetObject on the digests/ prefix of its own bucket only, never delete or retention calls; Object Lock (compliance) keeps each digest from being overwritten.',
+    });
+  }
+  Validations.of(keysmith.auditDigestBucket).acknowledge({
+    id: 'AwsSolutions-S1',
+    reason:
+      'The digest bucket holds only signed digests, written by the audit function and kept by Object Lock in compliance mode: a write cannot change or remove one, and a forged one fails its RS256 signature in audit verify. Server access logs would need a second, itself unlogged, bucket; for an access trail enable CloudTrail S3 data events on this bucket.',
+  });
+  Validations.of(keysmith.auditDeadLetterQueue).acknowledge({
+    id: 'AwsSolutions-SQS3',
+    reason:
+      "The queue is itself a dead-letter queue: the on-failure destination of the audit function's DynamoDB stream event source mapping, which cdk-nag does not recognise (it looks only at redrive policies and function DLQs). It is encrypted, TLS-only and alarmed on any message.",
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Bundles the three Lambda handlers (lambdas/<name>/handler.ts) for Lambda's nodejs24.x: ESM, minified, with
+ * Bundles every Lambda handler of KEYSMITH_FUNCTIONS (lambdas/<name>/handler.ts) for Lambda's nodejs24.x: ESM, minified, with
  * source maps, the AWS SDK included (Lambda runs the versions the lockfile pins and the tests ran).
  * `npm run build:lambdas` writes them where cdk/lambda-code.ts finds them; the package build copies them.
  */

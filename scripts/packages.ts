@@ -5,7 +5,7 @@
  * declared dependencies is imported at run time (checked here, from esbuild's metafile).
  *
  * - @keysmith/sdk: ESM + source maps + one rolled-up index.d.ts; imports jose and node built-ins only.
- * - @keysmith/cdk: the same for the constructs (peers aws-cdk-lib, constructs), plus the three Lambda handlers
+ * - @keysmith/cdk: the same for the constructs (peers aws-cdk-lib, constructs), plus the five Lambda handlers
  *   prebuilt by scripts/build-lambdas.ts into dist/lambda/, so a consumer's synth needs no bundler.
  * - @keysmith/cli: the `keysmith` command bundled whole (AWS SDK included, as the AWS CDK CLI ships), so it
  *   installs with no dependencies and runs under plain node; rarely used commands load as separate chunks.

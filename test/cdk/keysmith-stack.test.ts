@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnRole } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
@@ -27,7 +27,9 @@ interface Statement {
   Condition?: Json;
 }
 
-const FUNCTIONS: KeysmithFunctionName[] = ['authorizer', 'management', 'discovery', 'token'];
+const FUNCTIONS: KeysmithFunctionName[] = ['authorizer', 'management', 'discovery', 'token', 'audit'];
+/** The functions behind the REST API (and its authorizer): every one reads or writes the main table. */
+const API_FUNCTIONS: KeysmithFunctionName[] = ['authorizer', 'management', 'discovery', 'token'];
 const WRITE_ACTION = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|ConditionCheckItem|\*)$/;
 
 let outdir: string;
@@ -141,8 +143,15 @@ describe('encryption and data protection', () => {
     }
   });
 
-  it('retains tables and keys when they leave the stack', () => {
-    for (const construct of [keysmith.mainTable, keysmith.auditTable, keysmith.tableKey, keysmith.auditKey])
+  it('retains tables, keys and the digest bucket when they leave the stack', () => {
+    for (const construct of [
+      keysmith.mainTable,
+      keysmith.auditTable,
+      keysmith.tableKey,
+      keysmith.auditKey,
+      keysmith.auditDigestKey,
+      keysmith.auditDigestBucket,
+    ])
       expect(resources[logicalId(construct)]!.DeletionPolicy).toBe('Retain');
   });
 });
@@ -216,14 +225,12 @@ describe('least privilege', () => {
     expect(seals.flatMap(actions).sort()).toEqual(['kms:GenerateMac', 'kms:VerifyMac']);
   });
 
-  it('makes the seal key an HMAC_256 key for GENERATE_VERIFY_MAC, named to each function by its variable', () => {
+  it('makes the seal key an HMAC_256 key for GENERATE_VERIFY_MAC, named to each function of the main table by its variable', () => {
     const properties = resources[logicalId(keysmith.sealKey)]!.Properties;
     expect(properties.KeySpec).toBe('HMAC_256');
     expect(properties.KeyUsage).toBe('GENERATE_VERIFY_MAC');
-    for (const name of FUNCTIONS)
-      expect(resources[logicalId(fn(name))]!.Properties.Environment.Variables.KEYSMITH_SEAL_KMS_KEY_ARN).toEqual(
-        arnOf(keysmith.sealKey),
-      );
+    for (const name of API_FUNCTIONS) expect(environment(name).KEYSMITH_SEAL_KMS_KEY_ARN).toEqual(arnOf(keysmith.sealKey));
+    expect(environment('audit')).not.toHaveProperty('KEYSMITH_SEAL_KMS_KEY_ARN');
   });
 
   it('alarms on any tampered item each function refuses', () => {
@@ -231,6 +238,7 @@ describe('least privilege', () => {
       (r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties.MetricName === 'TamperDetected',
     );
     expect(alarms.map((a) => a.Properties.Dimensions[0].Value).sort()).toEqual([
+      'keysmith-audit',
       'keysmith-authorizer',
       'keysmith-discovery',
       'keysmith-management',
@@ -265,8 +273,15 @@ describe('the token issuer (contract §9)', () => {
     expect(properties).toMatchObject({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' });
     expect(resources[logicalId(keysmith.tokenSigningKey)]!.DeletionPolicy).toBe('Retain');
     for (const name of FUNCTIONS) {
-      const signs = roleStatements(name).filter((s) => actions(s).includes('kms:Sign'));
-      if (name !== 'token') expect(signs, name).toEqual([]);
+      const signs = roleStatements(name).filter(
+        (s) => actions(s).includes('kms:Sign') || contains(resourcesOf(s), arnOf(keysmith.tokenSigningKey)),
+      );
+      if (name === 'audit') expect(signs.flatMap(resourcesOf)).toEqual([arnOf(keysmith.auditDigestKey)]);
+      else if (name !== 'token')
+        expect(
+          signs.filter((s) => actions(s).includes('kms:Sign')),
+          name,
+        ).toEqual([]);
       else {
         expect(signs.flatMap(actions).sort()).toEqual(['kms:GetPublicKey', 'kms:Sign']);
         expect(signs.flatMap(resourcesOf)).toEqual([arnOf(keysmith.tokenSigningKey)]);
@@ -311,6 +326,281 @@ describe('the token issuer (contract §9)', () => {
   });
 });
 
+describe('the audit pipeline (issue 12)', () => {
+  const auditStatements = () => roleStatements('audit');
+  const allRoles = () => FUNCTIONS.map((name) => [name, roleStatements(name)] as const);
+  const streamArn = () => ({ 'Fn::GetAtt': [logicalId(keysmith.auditTable), 'StreamArn'] });
+  const digestObjects = () => ({ 'Fn::Join': ['', [arnOf(keysmith.auditDigestBucket), '/digests/*']] });
+
+  it('gives the audit table a KEYS_ONLY stream, and the main table none', () => {
+    expect(resources[logicalId(keysmith.auditTable)]!.Properties.StreamSpecification).toEqual({ StreamViewType: 'KEYS_ONLY' });
+    expect(resources[logicalId(keysmith.mainTable)]!.Properties.StreamSpecification).toBeUndefined();
+  });
+
+  it('runs the audit function on the stream: inserted records only, in order, whole batches retried, then dead-lettered', () => {
+    const mappings = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(1);
+    const mapping = mappings[0]!.Properties;
+    expect(mapping).toMatchObject({
+      EventSourceArn: streamArn(),
+      FunctionName: ref(fn('audit')),
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 10,
+      BisectBatchOnFunctionError: false,
+      ParallelizationFactor: 1,
+      DestinationConfig: { OnFailure: { Destination: arnOf(keysmith.auditDeadLetterQueue) } },
+    });
+    expect(mapping.FilterCriteria.Filters.map((filter: Json) => JSON.parse(filter.Pattern))).toEqual([
+      { eventName: ['INSERT'], dynamodb: { Keys: { sk: { S: [{ prefix: 'EVENT#' }] } } } },
+    ]);
+    const queue = resources[logicalId(keysmith.auditDeadLetterQueue)]!.Properties;
+    expect(queue.SqsManagedSseEnabled).toBe(true);
+    const queuePolicy = Object.values(resources).find(
+      (r) => r.Type === 'AWS::SQS::QueuePolicy' && contains(r.Properties.Queues, ref(keysmith.auditDeadLetterQueue)),
+    )!;
+    expect(queuePolicy.Properties.PolicyDocument.Statement).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+  });
+
+  it('sizes the audit function like the others, with a 60 s timeout', () => {
+    const properties = resources[logicalId(fn('audit'))]!.Properties;
+    expect(properties).toMatchObject({ MemorySize: 512, Timeout: 60, Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+  });
+
+  it('lets the audit function call exactly the audit-table actions its code uses, and delete to-anchor markers only', () => {
+    const statements = auditStatements();
+    const table = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.auditTable)));
+    expect(table).toEqual([
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        Effect: 'Allow',
+        Resource: arnOf(keysmith.auditTable),
+      },
+      {
+        Action: 'dynamodb:DeleteItem',
+        Effect: 'Allow',
+        Resource: arnOf(keysmith.auditTable),
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['ANCHORS'] } },
+      },
+    ]);
+    // The stream: what the event source mapping reads with, on the stream only.
+    const stream = statements.filter((s) => contains(resourcesOf(s), streamArn()));
+    expect(stream.flatMap(actions).sort()).toEqual([
+      'dynamodb:DescribeStream',
+      'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator',
+      'dynamodb:ListStreams',
+    ]);
+    for (const statement of stream) expect(resourcesOf(statement)).toEqual([streamArn()]);
+    const dynamodb = statements.flatMap(actions).filter((action) => action.startsWith('dynamodb:'));
+    expect(dynamodb).not.toContain('dynamodb:Scan');
+    expect(dynamodb).not.toContain('dynamodb:BatchWriteItem');
+  });
+
+  it('gives the audit function no access to the main table, the seal key or the token-signing keys', () => {
+    const statements = auditStatements();
+    expect(contains(statements, arnOf(keysmith.mainTable))).toBe(false);
+    expect(contains(statements, arnOf(keysmith.sealKey))).toBe(false);
+    for (const key of keysmith.tokenSigningKeys.values()) expect(contains(statements, arnOf(key))).toBe(false);
+    const all = statements.flatMap(actions);
+    for (const action of ['kms:GenerateMac', 'kms:VerifyMac']) expect(all).not.toContain(action);
+    // Every DynamoDB action names the audit table or its stream.
+    for (const statement of statements.filter((s) => actions(s).some((a) => a.startsWith('dynamodb:'))))
+      for (const resource of resourcesOf(statement)) expect([arnOf(keysmith.auditTable), streamArn()]).toContainEqual(resource);
+  });
+
+  it('lets the audit function use the audit key only under the audit encryption context (it seals chain heads)', () => {
+    const statements = auditStatements().filter((s) => contains(resourcesOf(s), arnOf(keysmith.auditKey)));
+    expect(statements).toEqual([
+      {
+        Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        Effect: 'Allow',
+        Resource: arnOf(keysmith.auditKey),
+        Condition: { StringEquals: { 'kms:EncryptionContext:purpose': AUDIT_ENCRYPTION_PURPOSE } },
+      },
+    ]);
+  });
+
+  it('signs digests with an RSA_2048 SIGN_VERIFY key that only the audit function may sign with, and only RS256', () => {
+    const key = resources[logicalId(keysmith.auditDigestKey)]!;
+    expect(key.Properties).toMatchObject({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' });
+    template.hasResourceProperties('AWS::KMS::Alias', { TargetKeyId: arnOf(keysmith.auditDigestKey) });
+    for (const [name, statements] of allRoles()) {
+      const onKey = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.auditDigestKey)));
+      if (name !== 'audit') {
+        expect(onKey, name).toEqual([]);
+        continue;
+      }
+      expect(onKey).toEqual([
+        {
+          Action: 'kms:Sign',
+          Effect: 'Allow',
+          Resource: arnOf(keysmith.auditDigestKey),
+          Condition: { StringEquals: { 'kms:SigningAlgorithm': 'RSASSA_PKCS1_V1_5_SHA_256' } },
+        },
+        { Action: 'kms:GetPublicKey', Effect: 'Allow', Resource: arnOf(keysmith.auditDigestKey) },
+      ]);
+    }
+  });
+
+  it('keeps digests in a private, TLS-only, versioned bucket under Object Lock (compliance, 365 days by default)', () => {
+    const bucket = resources[logicalId(keysmith.auditDigestBucket)]!;
+    expect(bucket.Properties.ObjectLockEnabled).toBe(true);
+    expect(bucket.Properties.ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 365 } },
+    });
+    expect(bucket.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration).toEqual([
+      { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+    ]);
+    // Only versions someone deleted expire, after the lock; current digests are kept.
+    const [rule] = bucket.Properties.LifecycleConfiguration.Rules;
+    expect(rule).toMatchObject({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 395 } });
+    expect(rule.ExpirationInDays).toBeUndefined();
+    const policy = Object.values(resources).find(
+      (r) => r.Type === 'AWS::S3::BucketPolicy' && contains(r.Properties.Bucket, ref(keysmith.auditDigestBucket)),
+    )!;
+    const statements: Statement[] = policy.Properties.PolicyDocument.Statement;
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Action: 's3:PutObject',
+        Principal: { AWS: '*' },
+        Condition: { Null: { 's3:if-none-match': 'true' } },
+      }),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Action: ['s3:DeleteObject', 's3:DeleteObjectVersion'], Principal: { AWS: '*' } }),
+    );
+    expect(statements.filter((s) => s.Effect === 'Allow')).toEqual([]);
+  });
+
+  it('lets the audit function put, read and list digests under digests/, and never delete one or touch its retention', () => {
+    const statements = auditStatements();
+    const s3 = statements.filter((s) => actions(s).some((a) => a.startsWith('s3:')));
+    expect(s3).toEqual([
+      { Action: ['s3:PutObject', 's3:GetObject'], Effect: 'Allow', Resource: digestObjects() },
+      { Action: 's3:ListBucket', Effect: 'Allow', Resource: arnOf(keysmith.auditDigestBucket) },
+    ]);
+    const all = statements.flatMap(actions);
+    for (const forbidden of [
+      /^s3:DeleteObject/,
+      /^s3:PutObjectRetention$/,
+      /^s3:BypassGovernanceRetention$/,
+      /^s3:PutObjectLegalHold$/,
+      /^s3:PutBucket/,
+      /^s3:PutLifecycleConfiguration$/,
+      /^s3:\*$/,
+    ])
+      expect(
+        all.filter((action) => forbidden.test(action)),
+        String(forbidden),
+      ).toEqual([]);
+  });
+
+  it('gives no other function the digest bucket, the digest key or the event bus', () => {
+    for (const [name, statements] of allRoles()) {
+      if (name === 'audit') continue;
+      for (const construct of [
+        keysmith.auditDigestBucket,
+        keysmith.auditDigestKey,
+        keysmith.eventBus,
+        keysmith.auditDeadLetterQueue,
+      ])
+        expect(contains(statements, arnOf(construct)), `${name} ${construct.node.id}`).toBe(false);
+      expect(
+        statements.flatMap(actions).filter((a) => a.startsWith('s3:') || a.startsWith('events:')),
+        name,
+      ).toEqual([]);
+    }
+    // Specifically: the management role cannot write a digest or sign one.
+    const management = roleStatements('management').flatMap(actions);
+    expect(management).not.toContain('s3:PutObject');
+    expect(management).not.toContain('kms:Sign');
+  });
+
+  it('lets the audit function put change events on its bus and nowhere else', () => {
+    const events = auditStatements().filter((s) => actions(s).some((a) => a.startsWith('events:')));
+    expect(events).toEqual([{ Action: 'events:PutEvents', Effect: 'Allow', Resource: arnOf(keysmith.eventBus) }]);
+  });
+
+  it('anchors on a schedule: rate(5 minutes), the audit function with {"keysmith":"anchor-pending"}', () => {
+    const rules = Object.values(resources).filter((r) => r.Type === 'AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    const rule = rules[0]!.Properties;
+    expect(rule.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule.State).toBe('ENABLED');
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0].Arn).toEqual(arnOf(fn('audit')));
+    expect(JSON.parse(rule.Targets[0].Input)).toEqual({ keysmith: 'anchor-pending' });
+  });
+
+  it('alarms on the stream falling behind, late links, audit errors and throttles, tampering and dead letters', () => {
+    const alarmOf = (metricName: string, extra: Json = {}) =>
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metricName, ...extra });
+    alarmOf('IteratorAge', {
+      Namespace: 'AWS/Lambda',
+      Statistic: 'Maximum',
+      Threshold: 60_000,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Dimensions: [{ Name: 'FunctionName', Value: ref(fn('audit')) }],
+    });
+    alarmOf('AuditLinkLag', {
+      Namespace: 'Keysmith',
+      Statistic: 'Maximum',
+      Threshold: 60_000,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Dimensions: [{ Name: 'service', Value: 'keysmith-audit' }],
+    });
+    for (const metricName of ['Errors', 'Throttles'])
+      alarmOf(metricName, {
+        Namespace: 'AWS/Lambda',
+        Threshold: 1,
+        Dimensions: [{ Name: 'FunctionName', Value: ref(fn('audit')) }],
+      });
+    alarmOf('TamperDetected', { Namespace: 'Keysmith', Dimensions: [{ Name: 'service', Value: 'keysmith-audit' }] });
+    alarmOf('ApproximateNumberOfMessagesVisible', {
+      Namespace: 'AWS/SQS',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(keysmith.auditDeadLetterQueue), 'QueueName'] } }],
+    });
+  });
+
+  it('exports the event bus, the digest bucket and the digest key', () => {
+    template.hasOutput('EventBusName', { Value: ref(keysmith.eventBus), Export: { Name: 'Keysmith-EventBusName' } });
+    template.hasOutput('AuditDigestBucket', {
+      Value: ref(keysmith.auditDigestBucket),
+      Export: { Name: 'Keysmith-AuditDigestBucket' },
+    });
+    template.hasOutput('AuditDigestKeyArn', {
+      Value: arnOf(keysmith.auditDigestKey),
+      Export: { Name: 'Keysmith-AuditDigestKeyArn' },
+    });
+    const descriptions = Object.fromEntries(
+      Object.entries(template.toJSON().Outputs as Record<string, Json>).map(([name, output]) => [name, output.Description]),
+    );
+    expect(descriptions.EventBusName).toMatch(/change events/);
+    expect(descriptions.AuditDigestBucket).toMatch(/Object Lock/);
+    expect(descriptions.AuditDigestKeyArn).toMatch(/signs the audit digests/);
+    expect(keysmith.functionFor('audit')).toBe(keysmith.auditFunction);
+  });
+});
+
 describe('functions', () => {
   it('run nodejs24.x on arm64 with X-Ray, source maps and a log group with explicit retention', () => {
     for (const name of FUNCTIONS) {
@@ -341,6 +631,25 @@ describe('functions', () => {
     expect(management.KEYSMITH_AUDIT_TABLE).toEqual(audit);
     expect(management.KEYSMITH_AUDIT_KMS_KEY_ARN).toEqual(arnOf(keysmith.auditKey));
     expect(management).not.toHaveProperty('KEYSMITH_AUDIT_RETENTION_DAYS');
+    expect(management).not.toHaveProperty('KEYSMITH_AUDIT_DIGEST_KEY_ARN');
+    expect(management).not.toHaveProperty('KEYSMITH_EVENT_BUS_NAME');
+    const auditEnv = environment('audit');
+    expect(auditEnv).toMatchObject({
+      KEYSMITH_AUDIT_TABLE: audit,
+      KEYSMITH_AUDIT_KMS_KEY_ARN: arnOf(keysmith.auditKey),
+      KEYSMITH_AUDIT_DIGEST_KEY_ARN: arnOf(keysmith.auditDigestKey),
+      KEYSMITH_AUDIT_DIGEST_BUCKET: ref(keysmith.auditDigestBucket),
+      KEYSMITH_EVENT_BUS_NAME: ref(keysmith.eventBus),
+      KEYSMITH_AUDIT_ANCHOR_SECONDS: '300',
+    });
+    for (const name of [
+      'KEYSMITH_MAIN_TABLE',
+      'KEYSMITH_SEAL_KMS_KEY_ARN',
+      'KEYSMITH_TOKEN_SIGNING_KEY_ARN',
+      'KEYSMITH_TOKEN_PUBLISHED_KEY_ARNS',
+      'KEYSMITH_AUDIT_RETENTION_DAYS',
+    ])
+      expect(auditEnv, name).not.toHaveProperty(name);
   });
 
   it('gives every function the same token rules and an issuer base built from the API id and stage name', () => {
@@ -393,15 +702,21 @@ describe('REST API from the route table', () => {
     expect(contains(authorizer.AuthorizerUri, arnOf(fn('authorizer')))).toBe(true);
   });
 
-  it('lets API Gateway invoke each function only from this API', () => {
+  it('lets API Gateway invoke each function only from this API, and EventBridge only the audit function from its schedule', () => {
     template.hasResourceProperties('AWS::Lambda::Permission', {
       Action: 'lambda:InvokeFunction',
       FunctionName: arnOf(fn('authorizer')),
       Principal: 'apigateway.amazonaws.com',
       SourceArn: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([ref(keysmith.api)])] }),
     });
+    const [schedule] = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Events::Rule');
     for (const resource of Object.values(resources))
       if (resource.Type === 'AWS::Lambda::Permission') {
+        if (contains(resource.Properties.FunctionName, arnOf(fn('audit')))) {
+          expect(resource.Properties.Principal).toBe('events.amazonaws.com');
+          expect(resource.Properties.SourceArn).toEqual({ 'Fn::GetAtt': [schedule![0], 'Arn'] });
+          continue;
+        }
         expect(resource.Properties.Principal).toBe('apigateway.amazonaws.com');
         expect(contains(resource.Properties.SourceArn, ref(keysmith.api))).toBe(true);
       }
@@ -547,6 +862,8 @@ describe('props', () => {
       const keys = Object.entries(variantResources)
         .filter(([, r]) => r.Type === 'AWS::KMS::Key' && r.Properties.KeySpec === 'RSA_2048')
         .map(([logical]) => logical)
+        // The digest key is RSA_2048 too, and outside the token keys' rotation.
+        .filter((logical) => logical !== id(variant.keysmith.auditDigestKey))
         .sort();
       return { env, arn, keys, id, variant };
     };
@@ -577,6 +894,30 @@ describe('props', () => {
     expect(() => configured({ tokenSigningKeys: { signing: 'key-1' } })).toThrow(/letters and digits/);
   });
 
+  it('passes the anchor interval, digest retention and audit retention to the audit pipeline', () => {
+    const { stack: variant, resources: variantResources } = configured({
+      auditAnchorInterval: Duration.minutes(15),
+      auditDigestRetentionDays: 30,
+      auditRetentionDays: 400,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const id = (construct: IConstruct) => variant.getLogicalId(construct.node.defaultChild as CfnElement);
+    const audit = variant.keysmith.auditFunction;
+    expect(variantResources[id(audit)]!.Properties.Environment.Variables).toMatchObject({
+      KEYSMITH_AUDIT_ANCHOR_SECONDS: '900',
+      KEYSMITH_AUDIT_RETENTION_DAYS: '400',
+    });
+    const [rule] = Object.values(variantResources).filter((r) => r.Type === 'AWS::Events::Rule');
+    expect(rule!.Properties.ScheduleExpression).toBe('rate(15 minutes)');
+    const bucket = variantResources[id(variant.keysmith.auditDigestBucket)]!;
+    expect(bucket.Properties.ObjectLockConfiguration.Rule.DefaultRetention).toEqual({ Mode: 'COMPLIANCE', Days: 30 });
+    expect(bucket.Properties.LifecycleConfiguration.Rules[0].NoncurrentVersionExpiration).toEqual({ NoncurrentDays: 60 });
+    // Whatever removalPolicy says: locked digests cannot be deleted, and their key's public half proves them.
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(variantResources[id(variant.keysmith.auditDigestKey)]!.DeletionPolicy).toBe('Retain');
+    expect(variantResources[id(variant.keysmith.auditKey)]!.DeletionPolicy).toBe('Delete');
+  });
+
   it('refuses values the functions would refuse at cold start', () => {
     expect(() => configured({ accessTokenLifetime: Duration.hours(2) })).toThrow(/accessTokenLifetime/);
     expect(() => configured({ accessTokenLifetime: Duration.seconds(30) })).toThrow(/accessTokenLifetime/);
@@ -584,5 +925,14 @@ describe('props', () => {
     expect(() => configured({ authorizerCacheTtl: Duration.hours(2) })).toThrow(/authorizerCacheTtl/);
     expect(() => configured({ auditRetentionDays: 0 })).toThrow(/auditRetentionDays/);
     expect(() => configured({ audiences: [] })).toThrow(/audiences/);
+    expect(() => configured({ auditAnchorInterval: Duration.seconds(30) })).toThrow(
+      /auditAnchorInterval must be a whole number of minutes from 1 to 1440, got 0.5/,
+    );
+    expect(() => configured({ auditAnchorInterval: Duration.seconds(90) })).toThrow(/auditAnchorInterval/);
+    expect(() => configured({ auditAnchorInterval: Duration.days(2) })).toThrow(/auditAnchorInterval/);
+    expect(() => configured({ auditDigestRetentionDays: 0 })).toThrow(
+      /auditDigestRetentionDays must be a whole number of days from 1 to 36500, got 0/,
+    );
+    expect(() => configured({ auditDigestRetentionDays: 1.5 })).toThrow(/auditDigestRetentionDays/);
   });
 });

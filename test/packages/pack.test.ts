@@ -245,8 +245,8 @@ app.synth();
     const template = (name: string) => JSON.parse(readFileSync(join(dir, 'cdk.out', `${name}.template.json`), 'utf8'));
     const keysmith = template('Keysmith');
     const functions = Object.values<any>(keysmith.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    // authorizer, management, discovery, token
-    expect(functions).toHaveLength(4);
+    // authorizer, management, discovery, token, audit
+    expect(functions).toHaveLength(5);
     const assets = JSON.parse(readFileSync(join(dir, 'cdk.out', 'Keysmith.assets.json'), 'utf8')).files;
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
