@@ -10,7 +10,7 @@ import type {
 } from 'aws-lambda';
 import { toPublicJwk } from '#shared/access-key.ts';
 import type { KeyDirectory } from '#shared/authorizer.ts';
-import { randomBase62 } from '#shared/ids.ts';
+import { newEventId, randomBase62 } from '#shared/ids.ts';
 import type { AccessKey, Algorithm, ClientWithKeys } from '#shared/model.ts';
 import { issuerOf, type TokenPolicy } from '#shared/token-policy.ts';
 
@@ -116,7 +116,7 @@ export function makeClient(
         createdAt: now,
         updatedAt: now,
         version: 1,
-        auditSeq: 0,
+        auditEventId: newEventId(),
       },
       keys: accessKeys,
     },
