@@ -166,6 +166,11 @@ export interface AuditLinkerOptions {
   onTamper: TamperListener;
   /** The clock. @default Date.now */
   now?: () => number;
+  /**
+   * Anchors a tenant right after linking it when this linker has not done so for `seconds`: a digest at least that
+   * often for a tenant that keeps changing, whatever happens to the to-anchor markers in the table.
+   */
+  anchorInline?: { anchor: (tenantId: string) => Promise<unknown>; seconds: number };
 }
 
 interface Planned {
@@ -234,7 +239,12 @@ export class AuditLinker {
   private readonly onTamper: TamperListener;
   private readonly now: () => number;
 
-  constructor({ documentClient, tableName, cipher, events, onTamper, now = Date.now }: AuditLinkerOptions) {
+  private readonly anchorInline: AuditLinkerOptions['anchorInline'];
+  /** When this linker last anchored each tenant (memory, not the table: nothing a table writer can move). */
+  private readonly anchoredAt = new Map<string, number>();
+
+  constructor({ documentClient, tableName, cipher, events, onTamper, now = Date.now, anchorInline }: AuditLinkerOptions) {
+    this.anchorInline = anchorInline;
     this.db = documentClient;
     this.tableName = tableName;
     this.cipher = cipher;
@@ -354,7 +364,27 @@ export class AuditLinker {
       );
       if (events.length > 0) await this.sink.publish(events);
       outcome.events.push(...events);
+      if (planned.length > 0) await this.anchorIfDue(tenantId);
       return;
+    }
+  }
+
+  private async anchorIfDue(tenantId: string): Promise<void> {
+    if (!this.anchorInline) return;
+    const now = this.now();
+    const last = this.anchoredAt.get(tenantId);
+    // First seen here: the schedule anchors it; from now on, this linker anchors it when it keeps changing.
+    if (last === undefined) {
+      this.anchoredAt.set(tenantId, now);
+      if (this.anchoredAt.size > 10_000) this.anchoredAt.delete(this.anchoredAt.keys().next().value as string);
+      return;
+    }
+    if (now - last < this.anchorInline.seconds * 1000) return;
+    try {
+      await this.anchorInline.anchor(tenantId);
+      this.anchoredAt.set(tenantId, now);
+    } catch {
+      // Linked is linked: the scheduled run (the tenant stays marked) anchors it, and reports what failed.
     }
   }
 

@@ -66,6 +66,7 @@ export function createAuditPipeline(
   const cipher = createAuditRecordCipher(config, options);
   const onTamper = options.onTamper ?? logTamper;
   const { store, signer } = createDigestParts(config, options);
+  const anchor = new AuditAnchor({ documentClient, tableName, cipher, signer, store, onTamper });
   return {
     linker: new AuditLinker({
       documentClient,
@@ -73,8 +74,9 @@ export function createAuditPipeline(
       cipher,
       events: createEventSink(config, options.eventBridge),
       onTamper,
+      anchorInline: { anchor: (tenantId) => anchor.anchor(tenantId), seconds: config.auditAnchorSeconds },
     }),
-    anchor: new AuditAnchor({ documentClient, tableName, cipher, signer, store, onTamper }),
+    anchor,
   };
 }
 

@@ -397,6 +397,35 @@ describe('what a table writer does before the linker reads a record', () => {
   const keysOf = async (tenant: string) =>
     (await auditRecords(tenant, own)).map((item) => ({ pk: item.pk as string, sk: item.sk as string }));
 
+  it('a tenant that keeps changing is anchored by the linker itself once per interval, whatever the markers say', async () => {
+    const tenant = newTenant();
+    let clock = Date.now();
+    const anchored: string[] = [];
+    const inline = new AuditLinker({
+      documentClient: db,
+      tableName: own,
+      cipher: createAuditRecordCipher(config),
+      events: { publish: async () => {} },
+      onTamper: () => {},
+      now: () => clock,
+      anchorInline: { anchor: async (tenantId) => void anchored.push(tenantId), seconds: 300 },
+    });
+    const change = async () => {
+      await ownService.createClient(SYSTEM, tenant, { name: 'c' });
+      const fresh = (await auditRecords(tenant, own)).filter((item) => item.seq === undefined);
+      await inline.link(fresh.map((item) => ({ pk: item.pk as string, sk: item.sk as string })));
+    };
+    await change(); // first seen: left to the schedule
+    clock += 200_000;
+    await change();
+    expect(anchored).toEqual([]);
+    clock += 101_000;
+    await change(); // 301 s since first seen
+    clock += 10_000;
+    await change();
+    expect(anchored).toEqual([tenant]);
+  });
+
   it('a forged seq on a fresh record is reported, and the record linked in its true place', async () => {
     const tenant = newTenant();
     for (let i = 0; i < 3; i++) await ownService.createClient(SYSTEM, tenant, { name: `c${i}` });
