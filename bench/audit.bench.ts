@@ -264,7 +264,7 @@ async function kmsCalls(): Promise<void> {
     const endpoint = dynamodb.endpoint;
     const documentClient = createDocumentClient({ ...LOCAL_AWS, endpoint });
     const admin = localClient(endpoint);
-    const tables = { main: 'bench-kms-main', audit: 'bench-kms-audit' };
+    const tables = { main: 'bench-kms-main', audit: 'bench-kms-audit', usage: 'bench-kms-usage' };
     await createTables(admin, tables);
     admin.destroy();
     const store = new ClientStore({ documentClient, tableName: tables.main, sealKey: new LocalSealKey(randomBytes(32)) });
@@ -361,7 +361,7 @@ async function latency(): Promise<void> {
   try {
     const endpoint = dynamodb.endpoint;
     const documentClient = createDocumentClient({ ...LOCAL_AWS, endpoint });
-    const tables = { main: 'bench-main', audit: 'bench-audit' };
+    const tables = { main: 'bench-main', audit: 'bench-audit', usage: 'bench-usage' };
     const admin = localClient(endpoint);
     await createTables(admin, tables);
     admin.destroy();

@@ -36,7 +36,7 @@ import { NODE24 } from '../test/support/node24.ts';
 
 const ISSUER_BASE = 'https://keysmith.bench';
 const AUDIENCE = 'https://api.bench';
-const TABLES = { main: 'keysmith-bench-main', audit: 'keysmith-bench-audit' };
+const TABLES = { main: 'keysmith-bench-main', audit: 'keysmith-bench-audit', usage: 'keysmith-bench-usage' };
 const POLICY: TokenPolicy = {
   issuerBase: ISSUER_BASE,
   audiences: [AUDIENCE],

@@ -26,7 +26,7 @@ import { createManagement, createStore } from '#shared/wiring.ts';
 
 const ISSUER_BASE = 'https://keysmith.bench';
 const AUDIENCE = 'https://api.bench';
-const TABLES = { main: 'keysmith-bench-oauth-main', audit: 'keysmith-bench-oauth-audit' };
+const TABLES = { main: 'keysmith-bench-oauth-main', audit: 'keysmith-bench-oauth-audit', usage: 'keysmith-bench-oauth-usage' };
 const REQUESTS = 400;
 const FRESH_TOKENS = 4_000;
 

@@ -19,6 +19,7 @@ export const CONTEXT_KEYS = [
   'maxTokenLifetime',
   'revocationSeconds',
   'authorizerCacheTtl',
+  'lastUsedSeconds',
   'auditRetentionDays',
   'auditAnchorMinutes',
   'auditDigestRetentionDays',
@@ -84,6 +85,8 @@ function keysmithProps(context: (key: ContextKey) => string | undefined): Omit<K
   if (revocationSeconds) props.revocationBound = Duration.seconds(revocationSeconds);
   const cacheTtl = positiveInteger('authorizerCacheTtl', context('authorizerCacheTtl'), 0);
   if (cacheTtl !== undefined) props.authorizerCacheTtl = Duration.seconds(cacheTtl);
+  const lastUsedSeconds = positiveInteger('lastUsedSeconds', context('lastUsedSeconds'));
+  if (lastUsedSeconds) props.lastUsedWindow = Duration.seconds(lastUsedSeconds);
   const retention = positiveInteger('auditRetentionDays', context('auditRetentionDays'));
   if (retention) props.auditRetentionDays = retention;
   const anchorMinutes = positiveInteger('auditAnchorMinutes', context('auditAnchorMinutes'));

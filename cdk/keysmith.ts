@@ -49,7 +49,7 @@ import { ApiGateway } from 'aws-cdk-lib/aws-route53-targets';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectLockRetention, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ACCESS_TOKEN_LIFETIME, TABLE_VARIABLES } from '#shared/config.ts';
+import { ACCESS_TOKEN_LIFETIME, LAST_USED_WINDOW, TABLE_VARIABLES } from '#shared/config.ts';
 import {
   AUDIT_ENCRYPTION_PURPOSE,
   AUDIT_LINK_LAG_METRIC,
@@ -131,6 +131,12 @@ export interface KeysmithProps {
    * @default Duration.minutes(5)
    */
   readonly accessTokenLifetime?: Duration;
+  /**
+   * How accurate `lastUsedAt` is (contract §11): a warm authorizer or token function writes a key's use at most once
+   * per this window (whole seconds, 1 second to 1 day), to the usage table, the only table it may write.
+   * @default Duration.minutes(5)
+   */
+  readonly lastUsedWindow?: Duration;
   /**
    * The KMS keys (RSA_2048) that sign access tokens, by a name of your choosing, and which one signs. Rotate with
    * overlap in three deploys (docs/token-issuer.md): publish the next key (`{ signing: 'v1', published: ['v2'] }`),
@@ -223,6 +229,11 @@ const TABLE_ACCESS = {
     indexes: false,
     partitionWrites: { actions: ['dynamodb:PutItem'], leadingKeys: [`${JTI_PARTITION_PREFIX}*`], attributes: JTI_ATTRIBUTES },
   },
+  // The authorizer and the token endpoint record key uses (shared/usage.ts): one UpdateItem on the usage table, which
+  // holds nothing that grants access; they write no other table.
+  usageRecorder: { actions: ['dynamodb:UpdateItem'], indexes: false },
+  // The management API reads uses for its views, and removes a deleted client's item in its deletion transaction.
+  usageReader: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'], indexes: false },
   // The linker and the anchor (shared/audit/chain.ts, digests.ts): heads and pointers read (Get), records read again
   // (BatchGet) and found (Query), links written (Update) with the head and the to-anchor marker (Put) in one
   // transaction; only the to-anchor markers are ever deleted.
@@ -301,7 +312,9 @@ export class Keysmith extends Construct {
   readonly mainTable: TableV2;
   /** Audit records and each tenant's chain head. */
   readonly auditTable: TableV2;
-  /** Encrypts both tables at rest (DynamoDB server-side encryption). */
+  /** When each key was last used (contract §11): written by the authorizer and token functions, granting nothing. */
+  readonly usageTable: TableV2;
+  /** Encrypts the tables at rest (DynamoDB server-side encryption). */
   readonly tableKey: Key;
   /** Encrypts the content of audit records (AWS Encryption SDK, encryption context `purpose=keysmith-audit`). */
   readonly auditKey: Key;
@@ -364,6 +377,12 @@ export class Keysmith extends Construct {
       ACCESS_TOKEN_LIFETIME.min,
       ACCESS_TOKEN_LIFETIME.max,
     );
+    const lastUsedSeconds = wholeSeconds(
+      'lastUsedWindow',
+      props.lastUsedWindow ?? Duration.seconds(LAST_USED_WINDOW.default),
+      LAST_USED_WINDOW.min,
+      LAST_USED_WINDOW.max,
+    );
     if (props.auditRetentionDays !== undefined && (!Number.isInteger(props.auditRetentionDays) || props.auditRetentionDays < 1))
       throw new Error(`Keysmith: auditRetentionDays must be a positive whole number, got ${props.auditRetentionDays}`);
     const anchorMinutes = wholeMinutes('auditAnchorInterval', props.auditAnchorInterval ?? Duration.minutes(5), 1, 1440);
@@ -372,7 +391,7 @@ export class Keysmith extends Construct {
 
     this.tableKey = this.createKey(
       'TableKey',
-      'Keysmith: DynamoDB encryption at rest of the main and audit tables',
+      'Keysmith: DynamoDB encryption at rest of the main, audit and usage tables',
       removalPolicy,
     );
     this.auditKey = this.createKey(
@@ -477,6 +496,7 @@ export class Keysmith extends Construct {
     for (const definition of TABLE_DEFINITIONS) this.tables.set(definition.role, this.createTable(definition, removalPolicy));
     this.mainTable = this.tables.get('main')!;
     this.auditTable = this.tables.get('audit')!;
+    this.usageTable = this.tables.get('usage')!;
 
     this.api = new RestApi(this, 'Api', {
       restApiName: `${stack.stackName}-keysmith`,
@@ -566,8 +586,12 @@ export class Keysmith extends Construct {
     this.bindTokenSigningKeys(this.tokenFunction, 'sign', signingKeys);
     this.bindTokenSigningKeys(this.authorizerFunction, 'publish', signingKeys);
     this.bindTokenSigningKeys(this.discoveryFunction, 'publish', signingKeys);
-    for (const fn of [this.tokenFunction, this.authorizerFunction])
+    for (const fn of [this.tokenFunction, this.authorizerFunction]) {
       fn.addEnvironment('KEYSMITH_ACCESS_TOKEN_SECONDS', String(accessTokenSeconds));
+      this.bindTable(fn, 'usage', 'usageRecorder');
+      fn.addEnvironment('KEYSMITH_LAST_USED_SECONDS', String(lastUsedSeconds));
+    }
+    this.bindTable(this.managementFunction, 'usage', 'usageReader');
     if (props.auditRetentionDays !== undefined)
       for (const fn of [this.managementFunction, this.auditFunction])
         fn.addEnvironment('KEYSMITH_AUDIT_RETENTION_DAYS', String(props.auditRetentionDays));

@@ -54,7 +54,7 @@ function connectAws(values: OptionValues, ctx: Context, required: ('main' | 'aud
     throw new UsageError('--seal-key-arn is required (the stack output SealKeyArn; locally .keysmith/seal-key is used)');
   const config: KeysmithConfig = {
     ...loadConfig({}),
-    tables: { main: target.tables.main ?? '', audit: target.tables.audit ?? '' },
+    tables: { main: target.tables.main ?? '', audit: target.tables.audit ?? '', usage: '' },
     auditKey: target.auditKey,
     sealKey: target.sealKey,
     auditRetentionDays: retentionDays,

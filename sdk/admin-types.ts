@@ -60,6 +60,8 @@ export interface ServiceClient {
   createdAt: string;
   /** ISO 8601 UTC. */
   updatedAt: string;
+  /** The latest use of any of its keys, ISO 8601 UTC, accurate to the deployment's window; absent if never used. */
+  lastUsedAt?: string;
   /** The `iss` of the client's tokens, `{issuerBase}/v1/clients/{clientId}`. */
   issuer: string;
 }
@@ -87,7 +89,8 @@ export interface ClientChanges {
 
 /**
  * An access key as the API shows it: the public half only (the private key is never stored).
- * `status` is `expired` once `expiresAt` has passed.
+ * `status` is `expired` once `expiresAt` has passed, and `rolling` for a rolled key in its grace period (it works until
+ * `expiresAt`).
  */
 export interface AccessKey {
   keyId: string;
@@ -96,11 +99,16 @@ export interface AccessKey {
   publicKey: PublishedJwk;
   /** `generated`: Keysmith made the pair and handed out the private key once; `registered`: the caller brought its own. */
   origin: 'generated' | 'registered';
-  status: 'active' | 'revoked' | 'expired';
+  status: 'active' | 'rolling' | 'revoked' | 'expired';
   /** ISO 8601 UTC. */
   createdAt: string;
   expiresAt?: string;
   revokedAt?: string;
+  /** When it was rolled; with `replacedBy`, the key it was rolled to. */
+  rolledAt?: string;
+  replacedBy?: string;
+  /** When it last signed an accepted token, ISO 8601 UTC, accurate to the deployment's window; absent if never used. */
+  lastUsedAt?: string;
 }
 
 /**
@@ -124,8 +132,23 @@ export interface CreateKeyInput {
   publicKey?: JWK;
 }
 
+/**
+ * What `rollKey` takes: what `createKey` takes (the new key; its algorithm is the old key's by default), and how long
+ * the old key keeps working.
+ */
+export interface RollKeyInput extends CreateKeyInput {
+  /** 0 to 2592000 (30 days); never past the old key's own expiry. @default 86400 */
+  gracePeriodSeconds?: number;
+}
+
 /** What audit records name as happened. */
-export type AuditAction = 'client.created' | 'client.updated' | 'client.deleted' | 'access_key.created' | 'access_key.revoked';
+export type AuditAction =
+  | 'client.created'
+  | 'client.updated'
+  | 'client.deleted'
+  | 'access_key.created'
+  | 'access_key.revoked'
+  | 'access_key.rolled';
 
 /**
  * Who made a change. `platform_admin` is what a tenant admin sees for a change a platform admin made (the

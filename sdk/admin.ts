@@ -16,6 +16,7 @@ import type {
   OpenIdConfiguration,
   Page,
   PageOptions,
+  RollKeyInput,
   ServiceClient,
   WhoAmI,
 } from './admin-types.ts';
@@ -106,6 +107,28 @@ function instant(value: Date | string | undefined, name: string): string | undef
 
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const CREATE_KEY_MEMBERS: ReadonlySet<string> = new Set(['algorithm', 'expiresAt', 'publicKey']);
+const ROLL_KEY_MEMBERS: ReadonlySet<string> = new Set([...CREATE_KEY_MEMBERS, 'gracePeriodSeconds']);
+
+/**
+ * The body of a new key. A private key must never leave the caller, not even to be refused by the API: the body is
+ * built from the known members only, and the JWK is checked as it would be sent (JSON), not as the object it is.
+ */
+function keyBody(method: string, input: CreateKeyInput, members: ReadonlySet<string>): Record<string, unknown> {
+  if (!isObject(input as unknown)) throw new TypeError('input must be an object');
+  const unknown = Object.keys(input).filter((member) => !members.has(member));
+  if (unknown.length > 0)
+    throw new TypeError(`${method} takes ${[...members].join(', ')} only; refused before sending: ${unknown.join(', ')}`);
+  const { algorithm, expiresAt, publicKey } = input;
+  const jwk: unknown = publicKey === undefined ? undefined : JSON.parse(JSON.stringify(publicKey) ?? 'null');
+  if (publicKey !== undefined && !isObject(jwk)) throw new TypeError('publicKey must be a public JWK object');
+  if (isObject(jwk) && PRIVATE_JWK_MEMBERS.some((member) => member in jwk))
+    throw new TypeError('publicKey holds private key material: export and send the public key only');
+  return {
+    ...(algorithm !== undefined ? { algorithm } : {}),
+    ...(expiresAt !== undefined ? { expiresAt: instant(expiresAt, 'expiresAt') } : {}),
+    ...(jwk !== undefined ? { publicKey: jwk } : {}),
+  };
+}
 
 const pageQuery = ({ limit, cursor }: PageOptions = {}) => ({
   limit: limit === undefined ? undefined : String(limit),
@@ -239,25 +262,23 @@ export class KeysmithAdmin {
    * registers `input.publicKey`. At most 5 active keys per client (409 `key_limit_reached`).
    */
   async createKey(tenantId: string, clientId: string, input: CreateKeyInput = {}): Promise<CreatedAccessKey> {
-    if (!isObject(input as unknown)) throw new TypeError('input must be an object');
-    // A private key must never leave the caller, not even to be refused by the API: the body is built from the known
-    // members only, and the JWK is checked as it would be sent (JSON), not as the object it is.
-    const unknown = Object.keys(input).filter((member) => !CREATE_KEY_MEMBERS.has(member));
-    if (unknown.length > 0)
-      throw new TypeError(
-        `createKey takes algorithm, expiresAt and publicKey only; refused before sending: ${unknown.join(', ')}`,
-      );
-    const { algorithm, expiresAt, publicKey } = input;
-    const jwk: unknown = publicKey === undefined ? undefined : JSON.parse(JSON.stringify(publicKey) ?? 'null');
-    if (publicKey !== undefined && !isObject(jwk)) throw new TypeError('publicKey must be a public JWK object');
-    if (isObject(jwk) && PRIVATE_JWK_MEMBERS.some((member) => member in jwk))
-      throw new TypeError('publicKey holds private key material: export and send the public key only');
-    const body = {
-      ...(algorithm !== undefined ? { algorithm } : {}),
-      ...(expiresAt !== undefined ? { expiresAt: instant(expiresAt, 'expiresAt') } : {}),
-      ...(jwk !== undefined ? { publicKey: jwk } : {}),
-    };
-    return this.#call('POST', this.#keysPath(tenantId, clientId), { body });
+    return this.#call('POST', this.#keysPath(tenantId, clientId), { body: keyBody('createKey', input, CREATE_KEY_MEMBERS) });
+  }
+
+  /**
+   * `POST .../access-keys/{keyId}/roll`: a new key for the client (generated, with its `accessKey` shown only this
+   * once, or `input.publicKey` registered), while the old key keeps working for `gracePeriodSeconds` (default one day,
+   * never past its own expiry). Deploy the new key, then let the old one run out. A revoked, expired or already rolling
+   * key is 409 `key_not_active`.
+   */
+  async rollKey(tenantId: string, clientId: string, keyId: string, input: RollKeyInput = {}): Promise<CreatedAccessKey> {
+    const body = keyBody('rollKey', input, ROLL_KEY_MEMBERS);
+    const { gracePeriodSeconds } = input;
+    if (gracePeriodSeconds !== undefined && !Number.isInteger(gracePeriodSeconds))
+      throw new TypeError('gracePeriodSeconds must be a whole number of seconds');
+    return this.#call('POST', `${this.#keysPath(tenantId, clientId)}/${segment(keyId, 'keyId')}/roll`, {
+      body: { ...body, ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}) },
+    });
   }
 
   /** `GET .../clients/{clientId}/access-keys`: one page of the client's keys (public parts only). */

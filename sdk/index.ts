@@ -39,6 +39,7 @@ export type {
   PageOptions,
   PublicJwk,
   PublishedJwk,
+  RollKeyInput,
   ServiceClient,
   UnreadableAuditEvent,
   WhoAmI,

@@ -25,6 +25,7 @@ import {
   ALGORITHMS,
   type CallerIdentity,
   isKeyActive,
+  keyStatus,
   PLATFORM_ADMIN_SCOPE,
   type ServiceClient,
 } from './model.ts';
@@ -52,12 +53,14 @@ import {
   type ProblemBody,
   parseInput,
   pathParameters,
+  rollKeyBody,
   updateClientBody,
   type WhoAmI,
 } from './schemas.ts';
 import type { KeysmithService } from './service.ts';
 import type { ClientStore, Page } from './store.ts';
 import { issuerOf } from './token-policy.ts';
+import type { ClientUsage, UsageReader } from './usage.ts';
 
 /** Bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -90,6 +93,8 @@ export interface ApiDependencies {
   store?: Pick<ClientStore, 'getClientWithKeys'>;
   /** The deployment's token-signing public keys, signer's first (the discovery function; contract §9). */
   issuerKeys?: () => Promise<readonly IssuerKey[]>;
+  /** When keys were last used (the management function; contract §11). */
+  usage?: Pick<UsageReader, 'forClient' | 'forClients'>;
   /** The token endpoint (the token function). */
   tokenIssuer?: TokenIssuer;
   /** Called with failures that become a 5xx, for logging: the error thrown and what it was reported as. */
@@ -177,25 +182,32 @@ const exactly =
   <T extends Shape>(value: T & Record<Exclude<keyof T, keyof Shape>, never>): Shape =>
     value;
 
-/** A client as the API shows it: every member of the model but its bookkeeping. */
-export function clientView(client: ServiceClient, issuerBase: string): ClientView {
+/** A client as the API shows it: every member of the model but its bookkeeping, and when it was last used. */
+export function clientView(client: ServiceClient, issuerBase: string, usage?: ClientUsage): ClientView {
   const { version: _version, auditEventId: _auditEventId, ...rest } = client;
-  return exactly<ClientView>()({ ...rest, issuer: issuerOf(issuerBase, client.clientId) });
+  const lastUsedAt = usage?.lastUsedAt;
+  return exactly<ClientView>()({
+    ...rest,
+    ...(lastUsedAt ? { lastUsedAt } : {}),
+    issuer: issuerOf(issuerBase, client.clientId),
+  });
 }
 
 /** A key as the API shows it: never a private key, only the public JWK with its kid. */
-export function keyView(key: AccessKey, nowMs: number): KeyView {
-  const status = key.status === 'revoked' ? 'revoked' : isKeyActive(key, nowMs) ? 'active' : 'expired';
+export function keyView(key: AccessKey, nowMs: number, usage?: ClientUsage): KeyView {
+  const lastUsedAt = usage?.keys.get(key.keyId);
   return {
     keyId: key.keyId,
     clientId: key.clientId,
     algorithm: key.algorithm,
     publicKey: { ...key.publicKey, kid: key.keyId, alg: key.algorithm, use: 'sig' },
     origin: key.origin,
-    status,
+    status: keyStatus(key, nowMs),
     createdAt: key.createdAt,
     ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
     ...(key.revokedAt ? { revokedAt: key.revokedAt } : {}),
+    ...(key.rolledAt ? { rolledAt: key.rolledAt, replacedBy: key.replacedBy } : {}),
+    ...(lastUsedAt ? { lastUsedAt } : {}),
   };
 }
 
@@ -245,23 +257,21 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
     case 'listClients': {
       const query = parseInput(listQuery, request.query, 'query');
       const page = await need(deps.service, 'service').listClients(tenantId, query.limit, query.cursor);
+      const usage = await need(deps.usage, 'usage').forClients(page.items.map((c) => c.clientId));
       return json(200, {
-        items: page.items.map((c) => clientView(c, issuerBase)),
+        items: page.items.map((c) => clientView(c, issuerBase, usage.get(c.clientId))),
         ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
       } satisfies ClientPage);
     }
-    case 'getClient':
-      return json(
-        200,
-        clientView(await need(deps.service, 'service').getClient(tenantId, param(request, 'clientId')), issuerBase),
-      );
+    case 'getClient': {
+      const client = await need(deps.service, 'service').getClient(tenantId, param(request, 'clientId'));
+      return json(200, clientView(client, issuerBase, await need(deps.usage, 'usage').forClient(client.clientId)));
+    }
     case 'updateClient': {
       const clientId = param(request, 'clientId');
       const body = parseInput(updateClientBody, parseBody(request, true), 'body');
-      return json(
-        200,
-        clientView(await need(deps.service, 'service').updateClient(actor, tenantId, clientId, body, meta), issuerBase),
-      );
+      const client = await need(deps.service, 'service').updateClient(actor, tenantId, clientId, body, meta);
+      return json(200, clientView(client, issuerBase, await need(deps.usage, 'usage').forClient(clientId)));
     }
     case 'deleteClient':
       await need(deps.service, 'service').deleteClient(actor, tenantId, param(request, 'clientId'), meta);
@@ -279,10 +289,20 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
       const clientId = param(request, 'clientId');
       const query = parseInput(listQuery, request.query, 'query');
       const page = await need(deps.service, 'service').listKeys(tenantId, clientId, query.limit, query.cursor);
+      const usage = await need(deps.usage, 'usage').forClient(clientId);
       return json(200, {
-        items: page.items.map((k) => keyView(k, now)),
+        items: page.items.map((k) => keyView(k, now, usage)),
         ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
       } satisfies KeyPage);
+    }
+    case 'rollKey': {
+      const clientId = param(request, 'clientId');
+      const body = parseInput(rollKeyBody, parseBody(request, false), 'body');
+      const rolled = await need(deps.service, 'service').rollKey(actor, tenantId, clientId, param(request, 'keyId'), body, meta);
+      return json(201, {
+        ...keyView(rolled.key, now),
+        ...(rolled.accessKey ? { accessKey: rolled.accessKey } : {}),
+      } satisfies CreatedKey);
     }
     case 'revokeKey':
       await need(deps.service, 'service').revokeKey(actor, tenantId, param(request, 'clientId'), param(request, 'keyId'), meta);

@@ -79,6 +79,11 @@ export interface AuthorizerOptions {
   issuerKeys?: () => Promise<readonly IssuerKey[]>;
   /** The longest access-token lifetime accepted, in seconds. @default 3600 */
   maxAccessTokenSeconds?: number;
+  /**
+   * Told of every client token allowed (cached or not) with the key that signed it, to record when keys were last used
+   * (contract §11). It must not wait or throw; if it throws anyway, the allow stands. @default nothing
+   */
+  onKeyUsed?: (clientId: string, keyId: string) => void;
 }
 
 /** The identity as the authorizer's context carries it (contract §4): all values strings, scopes space-separated. */
@@ -213,8 +218,10 @@ export class Authorizer {
   /** The last failure to load the issuer's keys, and when: repeated within a second without asking again. */
   private issuerKeyFailure: { error: AuthorizerUnavailableError; at: number } | undefined;
   private readonly accessTokens: AccessTokenVerifier;
+  private readonly onKeyUsed: ((clientId: string, keyId: string) => void) | undefined;
 
   constructor(options: AuthorizerOptions) {
+    this.onKeyUsed = options.onKeyUsed;
     this.directory = options.directory;
     this.policy = options.policy;
     this.ttlMs = options.revocationSeconds * 1000;
@@ -245,7 +252,10 @@ export class Authorizer {
     const tokenKey = hash('sha256', token, 'base64');
     const cached = this.tokens.get(tokenKey);
     if (cached !== undefined) {
-      if (cached.validUntil > now && !cached.entry.superseded) return cached.result;
+      if (cached.validUntil > now && !cached.entry.superseded) {
+        if (cached.entry !== ACCESS_TOKEN_ENTRY) this.used(cached.result);
+        return cached.result;
+      }
       this.tokens.delete(tokenKey);
     }
 
@@ -303,7 +313,18 @@ export class Authorizer {
     const exp = decoded.payload.exp as number;
     const validUntil = Math.min((exp + this.policy.clockSkewSeconds) * 1000, key.expiresAtMs, entry.expiresAt);
     if (validUntil > now) this.tokens.set(tokenKey, { result, entry, validUntil });
+    this.used(result);
     return result;
+  }
+
+  /** Tells the usage listener of an allowed client token; nothing it does can turn the allow into anything else. */
+  private used(result: AuthorizationResult): void {
+    if (!this.onKeyUsed || !result.allow) return;
+    try {
+      this.onKeyUsed(result.identity.clientId, result.identity.keyId);
+    } catch {
+      // The use goes unrecorded; the allow stands.
+    }
   }
 
   /** An access token: its signature against the issuer's keys and its claims; no directory read. */

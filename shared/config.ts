@@ -3,6 +3,9 @@ import { TENANT_ID } from './ids.ts';
 /** Bounds of `KEYSMITH_ACCESS_TOKEN_SECONDS`, the access-token lifetime (contract §9). */
 export const ACCESS_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 } as const;
 
+/** Bounds of `KEYSMITH_LAST_USED_SECONDS`, how accurate `lastUsedAt` is (contract §11). */
+export const LAST_USED_WINDOW = { default: 300, min: 1, max: 86_400 } as const;
+
 /**
  * Keysmith's configuration, read from the environment once, into one typed object.
  * A missing or malformed variable fails at cold start with a message naming it, never deep inside a request.
@@ -52,6 +55,8 @@ export interface KeysmithConfig {
   tokenSigning: TokenSigningConfig | undefined;
   /** Lifetime of an access token, in seconds (60–3600): also their revocation bound. */
   accessTokenSeconds: number;
+  /** `lastUsedAt` is accurate to this many seconds (1–86400): a warm function writes a key's use once per window. */
+  lastUsedSeconds: number;
 }
 
 export type TokenSigningConfig =
@@ -67,6 +72,8 @@ export interface TableNames {
   main: string;
   /** Audit records and each tenant's chain head. */
   audit: string;
+  /** When each key was last used (contract §11): nothing in it grants access. */
+  usage: string;
 }
 
 export type AuditKeyConfig = { kind: 'kms'; keyArn: string } | { kind: 'local'; wrappingKeyFile: string };
@@ -86,7 +93,7 @@ const DEFAULTS = {
   maxTokenLifetimeSeconds: 86_400,
   revocationSeconds: 60,
   clockSkewSeconds: 60,
-  tables: { main: 'keysmith-main', audit: 'keysmith-audit' },
+  tables: { main: 'keysmith-main', audit: 'keysmith-audit', usage: 'keysmith-usage' },
   auditAnchorSeconds: 300,
   auditLinkBoundSeconds: 60,
 } as const;
@@ -191,6 +198,11 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
   if (accessTokenSeconds < min || accessTokenSeconds > max)
     throw new ConfigError(`KEYSMITH_ACCESS_TOKEN_SECONDS must be from ${min} to ${max}, got ${accessTokenSeconds}`);
 
+  const window = LAST_USED_WINDOW;
+  const lastUsedSeconds = positiveInteger(env, 'KEYSMITH_LAST_USED_SECONDS', window.default);
+  if (lastUsedSeconds > window.max)
+    throw new ConfigError(`KEYSMITH_LAST_USED_SECONDS must be from ${window.min} to ${window.max}, got ${lastUsedSeconds}`);
+
   const retention = env.KEYSMITH_AUDIT_RETENTION_DAYS;
   let auditDigests: AuditDigestConfig | undefined;
   if (env.KEYSMITH_AUDIT_DIGEST_KEY_ARN || env.KEYSMITH_AUDIT_DIGEST_BUCKET) {
@@ -220,6 +232,7 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     tables: {
       main: env.KEYSMITH_MAIN_TABLE || (onLambda ? '' : DEFAULTS.tables.main),
       audit: env.KEYSMITH_AUDIT_TABLE || (onLambda ? '' : DEFAULTS.tables.audit),
+      usage: env.KEYSMITH_USAGE_TABLE || (onLambda ? '' : DEFAULTS.tables.usage),
     },
     auditKey,
     sealKey,
@@ -230,6 +243,7 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     auditLinkBoundSeconds,
     tokenSigning,
     accessTokenSeconds,
+    lastUsedSeconds,
   };
 }
 
@@ -248,7 +262,11 @@ export function requireSealKey(config: KeysmithConfig): SealKeyConfig {
 }
 
 /** The variable that names each table, set by the stack. */
-export const TABLE_VARIABLES: Record<keyof TableNames, string> = { main: 'KEYSMITH_MAIN_TABLE', audit: 'KEYSMITH_AUDIT_TABLE' };
+export const TABLE_VARIABLES: Record<keyof TableNames, string> = {
+  main: 'KEYSMITH_MAIN_TABLE',
+  audit: 'KEYSMITH_AUDIT_TABLE',
+  usage: 'KEYSMITH_USAGE_TABLE',
+};
 
 /** The name of a table a function uses; fails at cold start when it is not configured (on Lambda, no default). */
 export function requireTable(config: KeysmithConfig, role: keyof TableNames): string {

@@ -30,7 +30,11 @@ export interface ServiceClient {
   auditEventId: string;
 }
 
+/** What a key item stores: a key is `active` until revoked (expiry and rolling are read from its times). */
 export type AccessKeyStatus = 'active' | 'revoked';
+
+/** What a key view shows (contract §10): `rolling` is a rolled key in its grace period. */
+export type KeyViewStatus = 'active' | 'rolling' | 'revoked' | 'expired';
 
 /** The public half of an access key; the private half is never stored. */
 export interface AccessKey {
@@ -45,6 +49,10 @@ export interface AccessKey {
   createdAt: string;
   expiresAt?: string;
   revokedAt?: string;
+  /** When the key was rolled (contract §10); its `expiresAt` is then the end of its grace period. */
+  rolledAt?: string;
+  /** The keyId of the key it was rolled to. */
+  replacedBy?: string;
   /** The client's version when this key's item was last written; part of what the client's seal names. */
   sealedVersion: number;
 }
@@ -58,6 +66,21 @@ export interface ClientWithKeys {
 /** Whether a key can sign tokens now: not revoked and not expired. */
 export function isKeyActive(key: AccessKey, nowMs: number): boolean {
   return key.status === 'active' && (key.expiresAt === undefined || Date.parse(key.expiresAt) > nowMs);
+}
+
+/** The grace period of a roll (contract §10), in seconds: when none is given, and the longest. */
+export const ROLL_GRACE_SECONDS = { default: 86_400, max: 2_592_000 } as const;
+
+/** Whether a key counts toward the 5-key limit: it can sign and is not in a grace period (contract §10). */
+export function countsTowardKeyLimit(key: AccessKey, nowMs: number): boolean {
+  return isKeyActive(key, nowMs) && key.rolledAt === undefined;
+}
+
+/** A key's status as its views show it. */
+export function keyStatus(key: AccessKey, nowMs: number): KeyViewStatus {
+  if (key.status === 'revoked') return 'revoked';
+  if (!isKeyActive(key, nowMs)) return 'expired';
+  return key.rolledAt === undefined ? 'active' : 'rolling';
 }
 
 /** Whether a client can manage every tenant right now: enabled, holding the platform-admin scope, with a key that can sign. */

@@ -146,6 +146,8 @@ export interface TokenIssuerOptions {
   clockSkewSeconds: number;
   /** @default Date.now */
   now?: () => number;
+  /** Told of each accepted assertion's key, to record when keys were last used (contract §11); must not wait. */
+  onKeyUsed?: (clientId: string, keyId: string) => void;
 }
 
 /** The parameters of a token request: each at most once. */
@@ -331,6 +333,11 @@ export class TokenIssuer {
 
     const signature = await this.options.signer.sign(Buffer.from(signingInput));
     const access_token = `${signingInput}.${signature.toString('base64url')}`;
+    try {
+      this.options.onKeyUsed?.(decoded.clientId, decoded.keyId);
+    } catch {
+      // The use goes unrecorded; the token stands.
+    }
     return { access_token, token_type: 'Bearer', expires_in: this.options.accessTokenSeconds, scope: scopes.join(' ') };
   }
 }

@@ -28,6 +28,7 @@ import {
   pathParameters,
   problemSchema,
   publishedJwkSchema,
+  rollKeyBody,
   tokenRequestSchema,
   tokenResponseSchema,
   updateClientBody,
@@ -113,6 +114,7 @@ const REQUEST_BODIES = {
   CreateClientRequest: createClientBody,
   UpdateClientRequest: updateClientBody,
   CreateAccessKeyRequest: createKeyBody,
+  RollAccessKeyRequest: rollKeyBody,
   TokenRequest: tokenRequestSchema,
 } as const;
 type RequestBody = keyof typeof REQUEST_BODIES;
@@ -261,6 +263,15 @@ export const OPERATIONS: Record<RouteId, OperationSpec> = {
     query: listQuery,
     success: { status: 200, description: 'A page of keys.', body: 'AccessKeyPage' },
     errors: [404],
+  },
+  rollKey: {
+    summary: 'Roll an access key',
+    description:
+      'Adds a new key (generated, or your own `publicKey`) and ends the old one’s life at the earlier of its own expiry and now + `gracePeriodSeconds` (contract §10): deploy the new key, and let the old one run out. The old key stops counting toward the 5-key limit at once. A revoked, expired or already rolling key is 409 `key_not_active`.',
+    tag: 'Access keys',
+    body: { schema: 'RollAccessKeyRequest', required: false },
+    success: { status: 201, description: 'The new key.', body: 'CreatedAccessKey' },
+    errors: [404, 409, 415],
   },
   revokeKey: {
     summary: 'Revoke an access key',

@@ -29,6 +29,7 @@ export type RouteId =
   | 'createKey'
   | 'listKeys'
   | 'revokeKey'
+  | 'rollKey'
   | 'listAuditEvents'
   | 'openidConfiguration'
   | 'jwks'
@@ -56,6 +57,7 @@ export const ROUTES: readonly Route[] = [
   { id: 'createKey', method: 'POST', path: KEYS, function: 'management', auth: 'admin' },
   { id: 'listKeys', method: 'GET', path: KEYS, function: 'management', auth: 'admin' },
   { id: 'revokeKey', method: 'DELETE', path: `${KEYS}/{keyId}`, function: 'management', auth: 'admin' },
+  { id: 'rollKey', method: 'POST', path: `${KEYS}/{keyId}/roll`, function: 'management', auth: 'admin' },
   { id: 'listAuditEvents', method: 'GET', path: '/v1/tenants/{tenantId}/audit-events', function: 'management', auth: 'admin' },
   { id: 'openidConfiguration', method: 'GET', path: DISCOVERY, function: 'discovery', auth: 'none' },
   { id: 'jwks', method: 'GET', path: `${DISCOVERY}/jwks`, function: 'discovery', auth: 'none' },

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AUDIT_ACTIONS } from './audit/log.ts';
 import { InvalidRequestError } from './errors.ts';
 import { CLIENT_ID, KEY_ID, SCOPE_TOKEN, TENANT_ID } from './ids.ts';
-import { ALGORITHMS } from './model.ts';
+import { ALGORITHMS, ROLL_GRACE_SECONDS } from './model.ts';
 
 export const MAX_SCOPES = 50;
 export const MAX_TAGS = 20;
@@ -109,6 +109,23 @@ export const createKeyBody = z.strictObject({
 });
 export type CreateKeyBody = z.infer<typeof createKeyBody>;
 
+export const rollKeyBody = z.strictObject({
+  ...createKeyBody.shape,
+  gracePeriodSeconds: z
+    .number()
+    .int('gracePeriodSeconds is a whole number of seconds')
+    .min(0, 'gracePeriodSeconds is at least 0')
+    .max(ROLL_GRACE_SECONDS.max, `gracePeriodSeconds is at most ${ROLL_GRACE_SECONDS.max} (30 days)`)
+    .optional()
+    .meta({
+      description: `How long the old key keeps working, in seconds (0 to ${ROLL_GRACE_SECONDS.max}; ${ROLL_GRACE_SECONDS.default} when absent), never past its own expiry.`,
+    }),
+  algorithm: createKeyBody.shape.algorithm.meta({
+    description: 'The new key’s algorithm; the old key’s when absent (ignored for your own public key, which names it).',
+  }),
+});
+export type RollKeyBody = z.infer<typeof rollKeyBody>;
+
 // A query parameter arrives as a string: the document shows that input (a string of digits), the handler the number.
 const limit = z
   .string()
@@ -201,6 +218,9 @@ export const clientViewSchema = z.strictObject({
   enabled: z.boolean(),
   createdAt: utcTime,
   updatedAt: utcTime,
+  lastUsedAt: utcTime.optional().meta({
+    description: 'The latest use of any of its keys (contract §11), accurate to the deployment’s window; absent if never used.',
+  }),
   issuer: z.url().meta({ description: 'The `iss` of the client’s tokens: `{issuerBase}/v1/clients/{clientId}`.' }),
 });
 export type ClientView = z.output<typeof clientViewSchema>;
@@ -225,10 +245,18 @@ export const keyViewSchema = z.strictObject({
   algorithm: z.enum(ALGORITHMS),
   publicKey: publishedJwkSchema,
   origin: z.enum(['generated', 'registered']),
-  status: z.enum(['active', 'revoked', 'expired']),
+  status: z
+    .enum(['active', 'rolling', 'revoked', 'expired'])
+    .meta({ description: '`rolling`: rolled, and still working until `expiresAt`, the end of its grace period.' }),
   createdAt: utcTime,
   expiresAt: utcTime.optional(),
   revokedAt: utcTime.optional(),
+  rolledAt: utcTime.optional().meta({ description: 'When the key was rolled.' }),
+  replacedBy: keyIdSchema.optional().meta({ description: 'The key it was rolled to.' }),
+  lastUsedAt: utcTime.optional().meta({
+    description:
+      'When it last signed an accepted token (contract §11), accurate to the deployment’s window; absent if never used.',
+  }),
 });
 export type KeyView = z.output<typeof keyViewSchema>;
 

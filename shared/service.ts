@@ -16,14 +16,18 @@ import {
   type Actor,
   type Algorithm,
   type ClientWithKeys,
+  countsTowardKeyLimit,
   isEffectivePlatformAdmin,
   isKeyActive,
+  keyStatus,
   type PublicJwk,
+  ROLL_GRACE_SECONDS,
   type ServiceClient,
 } from './model.ts';
-import type { CreateClientBody, CreateKeyBody, UpdateClientBody } from './schemas.ts';
+import type { CreateClientBody, CreateKeyBody, RollKeyBody, UpdateClientBody } from './schemas.ts';
 import { type ClientStateChange, type ClientStore, keyPage, type Page } from './store.ts';
 import { keys as tableKeys } from './tables.ts';
+import type { UsageReader } from './usage.ts';
 
 /** At most this many active keys per client (contract §5). */
 export const MAX_ACTIVE_KEYS = 5;
@@ -33,8 +37,12 @@ export const MAX_ACTIVE_KEYS = 5;
  * the audit record in one transaction (TransactWriteItems holds at most 100 items).
  */
 export const MAX_STORED_KEYS = 90;
-/** Keys that fit one TransactWriteItems (100 items) beside the client item, its state witness and the audit record. */
-const MAX_TRANSACTION_KEYS = 96;
+/**
+ * Keys that fit one TransactWriteItems (100 items) beside the client item, its state witness, its usage item and the
+ * audit record.
+ */
+const MAX_TRANSACTION_KEYS = 95;
+
 const MAX_ATTEMPTS = 20;
 
 /** Where a change came from, for its audit record. */
@@ -54,8 +62,17 @@ export interface KeysmithServiceOptions {
   documentClient: DynamoDBDocumentClient;
   store: ClientStore;
   audit: AuditLog;
+  /** The usage table, whose item of a client goes with it when it is deleted. @default none */
+  usage?: Pick<UsageReader, 'deleteItem'>;
   /** The clock. @default Date.now */
   now?: () => number;
+}
+
+/** A key's public half, generated (with the private half, handed out once) or the caller's own. */
+interface KeyMaterial {
+  algorithm: Algorithm;
+  publicKey: PublicJwk;
+  privateKeyPkcs8?: string;
 }
 
 /**
@@ -78,12 +95,14 @@ export class KeysmithService {
   private readonly db: DynamoDBDocumentClient;
   private readonly store: ClientStore;
   private readonly audit: AuditLog;
+  private readonly usage: Pick<UsageReader, 'deleteItem'> | undefined;
   private readonly now: () => number;
 
-  constructor({ documentClient, store, audit, now = Date.now }: KeysmithServiceOptions) {
+  constructor({ documentClient, store, audit, usage, now = Date.now }: KeysmithServiceOptions) {
     this.db = documentClient;
     this.store = store;
     this.audit = audit;
+    this.usage = usage;
     this.now = now;
   }
 
@@ -233,6 +252,7 @@ export class KeysmithService {
         write: async () => [
           ...this.store.deleteClient(clientId, client.version),
           ...inTransaction.map((k) => this.store.deleteKey(clientId, k.keyId)),
+          ...(this.usage ? [this.usage.deleteItem(clientId)] : []),
           ...guard,
         ],
         audit: {
@@ -271,63 +291,98 @@ export class KeysmithService {
     const before = await this.getClient(tenantId, clientId);
     const caller = callerOf(actor);
     if (caller) assertCanManage(caller, before);
-
-    let algorithm: Algorithm;
-    let publicKey: PublicJwk;
-    let privateKeyPkcs8: string | undefined;
-    if (body.publicKey) {
-      ({ algorithm, publicKey } = importPublicJwk(body.publicKey));
-      if (body.algorithm && body.algorithm !== algorithm)
-        throw new InvalidRequestError(
-          `algorithm ${body.algorithm} does not match the public key (${algorithm}).`,
-          'algorithm_mismatch',
-        );
-    } else {
-      algorithm = body.algorithm ?? 'EdDSA';
-      ({ publicKey, privateKeyPkcs8 } = await generateAccessKeyPair(algorithm));
-    }
+    const material = await keyMaterial(body, 'EdDSA');
 
     return this.commit(tenantId, async () => {
       const { client, keys } = await this.getClientWithKeys(tenantId, clientId);
       if (caller) assertCanManage(caller, client);
-      if (keys.length >= MAX_STORED_KEYS)
-        throw new ConflictError(
-          'key_limit_reached',
-          `Client ${clientId} has ${keys.length} stored keys; revoked and expired keys are removed 30 days later. Create a new client, or wait.`,
-        );
-      const active = keys.filter((k) => isKeyActive(k, this.now())).length;
-      if (active >= MAX_ACTIVE_KEYS)
-        throw new ConflictError(
-          'key_limit_reached',
-          `Client ${clientId} already has ${MAX_ACTIVE_KEYS} active keys; revoke one before adding another.`,
-        );
+      assertRoomForKey(clientId, keys, this.now());
       const now = this.nowIso();
       const next: ServiceClient = { ...client, updatedAt: now, version: client.version + 1 };
-      const key: AccessKey = {
-        keyId: newKeyId(),
-        clientId,
-        tenantId,
-        algorithm,
-        publicKey,
-        origin: privateKeyPkcs8 ? 'generated' : 'registered',
-        status: 'active',
-        createdAt: now,
-        ...(body.expiresAt ? { expiresAt: new Date(body.expiresAt).toISOString() } : {}),
-        sealedVersion: next.version,
-      };
+      const key = newKey(clientId, tenantId, material, now, body.expiresAt, next.version);
       return {
         ...this.sealed({ client: next, keys: [...keys, key], expectedVersion: client.version, newKeyIds: [key.keyId] }),
         audit: {
           action: 'access_key.created',
           actor,
           target: { clientId, keyId: key.keyId },
-          details: { algorithm, origin: key.origin, expiresAt: key.expiresAt, publicKey },
+          details: { algorithm: key.algorithm, origin: key.origin, expiresAt: key.expiresAt, publicKey: key.publicKey },
           ...meta,
         },
-        result: {
-          key,
-          ...(privateKeyPkcs8 ? { accessKey: formatAccessKey(clientId, key.keyId, tenantId, privateKeyPkcs8) } : {}),
+        result: created(key, material),
+      };
+    });
+  }
+
+  /**
+   * Rolls a key (contract §10): a new key, generated or the caller's own, and the old key's expiry brought forward to
+   * the end of its grace period (never pushed back), in one transaction with one `access_key.rolled` record. The old
+   * key stops counting toward the 5-key limit at once, so a client at the limit can roll. Only an active key that is
+   * not already rolling can be rolled: of two concurrent rolls of one key, the second re-reads and is refused.
+   */
+  async rollKey(
+    actor: Actor,
+    tenantId: string,
+    clientId: string,
+    keyId: string,
+    body: RollKeyBody,
+    meta: RequestMeta = {},
+  ): Promise<CreatedKey & { replaced: AccessKey }> {
+    const before = await this.getClientWithKeys(tenantId, clientId);
+    const caller = callerOf(actor);
+    if (caller) assertCanManage(caller, before.client);
+    const old = before.keys.find((k) => k.keyId === keyId);
+    if (!old) throw keyNotFound(clientId, keyId);
+    assertRollable(old, this.now());
+    // The new key keeps the old one's algorithm unless told otherwise: whatever verifies the old one takes the new.
+    const material = await keyMaterial(body, old.algorithm);
+    const graceMs = (body.gracePeriodSeconds ?? ROLL_GRACE_SECONDS.default) * 1000;
+
+    return this.commit(tenantId, async () => {
+      const current = await this.getClientWithKeys(tenantId, clientId);
+      const { client, keys } = current;
+      if (caller) assertCanManage(caller, client);
+      const rolled = keys.find((k) => k.keyId === keyId);
+      if (!rolled) throw keyNotFound(clientId, keyId);
+      const nowMs = this.now();
+      assertRollable(rolled, nowMs);
+      // The rolled key no longer counts toward the limit of active keys, so the new one always fits there.
+      assertRoomForKey(
+        clientId,
+        keys.filter((k) => k.keyId !== keyId),
+        nowMs,
+      );
+      const now = new Date(nowMs).toISOString();
+      const next: ServiceClient = { ...client, updatedAt: now, version: client.version + 1 };
+      const key = newKey(clientId, tenantId, material, now, body.expiresAt, next.version);
+      const graceEndsMs = Math.min(nowMs + graceMs, rolled.expiresAt ? Date.parse(rolled.expiresAt) : Number.POSITIVE_INFINITY);
+      const graceEndsAt = new Date(graceEndsMs).toISOString();
+      const replaced: AccessKey = {
+        ...rolled,
+        expiresAt: graceEndsAt,
+        rolledAt: now,
+        replacedBy: key.keyId,
+        sealedVersion: next.version,
+      };
+      const nextKeys = [...keys.map((k) => (k.keyId === keyId ? replaced : k)), key];
+      const guard = await this.lockoutGuard(current, { client: next, keys: nextKeys });
+      return {
+        ...this.sealed({ client: next, keys: nextKeys, expectedVersion: client.version, newKeyIds: [key.keyId] }, guard),
+        audit: {
+          action: 'access_key.rolled',
+          actor,
+          target: { clientId, keyId },
+          details: {
+            newKeyId: key.keyId,
+            graceEndsAt,
+            algorithm: key.algorithm,
+            origin: key.origin,
+            expiresAt: key.expiresAt,
+            publicKey: key.publicKey,
+          },
+          ...meta,
         },
+        result: { ...created(key, material), replaced },
       };
     });
   }
@@ -344,7 +399,7 @@ export class KeysmithService {
       const caller = callerOf(actor);
       if (caller) assertCanManage(caller, client);
       const key = keys.find((k) => k.keyId === keyId);
-      if (!key) throw new NotFoundError('key_not_found', `Client ${clientId} has no key ${keyId}.`);
+      if (!key) throw keyNotFound(clientId, keyId);
       if (key.status === 'revoked') return { result: undefined };
       const now = this.nowIso();
       const next: ServiceClient = { ...client, updatedAt: now, version: client.version + 1 };
@@ -395,3 +450,79 @@ export class KeysmithService {
 
 export const clientNotFound = (clientId: string) =>
   new NotFoundError('client_not_found', `No service client ${clientId} in this tenant.`);
+
+const keyNotFound = (clientId: string, keyId: string) =>
+  new NotFoundError('key_not_found', `Client ${clientId} has no key ${keyId}.`);
+
+/** The public half of a key to add: the caller's own (checked), or a pair generated with `fallback` as the default. */
+async function keyMaterial(body: CreateKeyBody, fallback: Algorithm): Promise<KeyMaterial> {
+  if (body.publicKey) {
+    const { algorithm, publicKey } = importPublicJwk(body.publicKey);
+    if (body.algorithm && body.algorithm !== algorithm)
+      throw new InvalidRequestError(
+        `algorithm ${body.algorithm} does not match the public key (${algorithm}).`,
+        'algorithm_mismatch',
+      );
+    return { algorithm, publicKey };
+  }
+  const algorithm = body.algorithm ?? fallback;
+  return { algorithm, ...(await generateAccessKeyPair(algorithm)) };
+}
+
+function newKey(
+  clientId: string,
+  tenantId: string,
+  material: KeyMaterial,
+  now: string,
+  expiresAt: string | undefined,
+  version: number,
+): AccessKey {
+  return {
+    keyId: newKeyId(),
+    clientId,
+    tenantId,
+    algorithm: material.algorithm,
+    publicKey: material.publicKey,
+    origin: material.privateKeyPkcs8 ? 'generated' : 'registered',
+    status: 'active',
+    createdAt: now,
+    ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
+    sealedVersion: version,
+  };
+}
+
+/** The created key, with the access key only when Keysmith generated the pair (shown once, never stored). */
+function created(key: AccessKey, material: KeyMaterial): CreatedKey {
+  return {
+    key,
+    ...(material.privateKeyPkcs8
+      ? { accessKey: formatAccessKey(key.clientId, key.keyId, key.tenantId, material.privateKeyPkcs8) }
+      : {}),
+  };
+}
+
+/** Refuses a key beyond the limits: stored keys (bounded reads and deletes) and keys counting as active (contract §5). */
+function assertRoomForKey(clientId: string, keys: readonly AccessKey[], nowMs: number): void {
+  if (keys.length >= MAX_STORED_KEYS)
+    throw new ConflictError(
+      'key_limit_reached',
+      `Client ${clientId} has ${keys.length} stored keys; revoked and expired keys are removed 30 days later. Create a new client, or wait.`,
+    );
+  if (keys.filter((k) => countsTowardKeyLimit(k, nowMs)).length >= MAX_ACTIVE_KEYS)
+    throw new ConflictError(
+      'key_limit_reached',
+      `Client ${clientId} already has ${MAX_ACTIVE_KEYS} active keys; revoke or roll one before adding another.`,
+    );
+}
+
+/** Only an active key that is not already in a grace period can be rolled (409 `key_not_active`). */
+function assertRollable(key: AccessKey, nowMs: number): void {
+  const status = keyStatus(key, nowMs);
+  if (status === 'active') return;
+  const why = {
+    revoked: 'it is revoked',
+    expired: 'it has expired',
+    rolling: `it was already rolled to ${key.replacedBy}; roll that key instead`,
+  }[status];
+  throw new ConflictError('key_not_active', `Key ${key.keyId} cannot be rolled: ${why}.`);
+}

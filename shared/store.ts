@@ -102,13 +102,30 @@ function toClient(item: Item): ServiceClient | undefined {
 }
 
 function toAccessKey(item: Item): AccessKey | undefined {
-  const { keyId, clientId, tenantId, algorithm, publicKey, origin, status, createdAt, expiresAt, revokedAt, sealedVersion } =
-    item;
+  const {
+    keyId,
+    clientId,
+    tenantId,
+    algorithm,
+    publicKey,
+    origin,
+    status,
+    createdAt,
+    expiresAt,
+    revokedAt,
+    rolledAt,
+    replacedBy,
+    sealedVersion,
+  } = item;
   if (!isText(keyId) || !KEY_ID.test(keyId) || !isText(clientId) || !isText(tenantId)) return undefined;
   if (!isText(algorithm) || !(ALGORITHMS as readonly string[]).includes(algorithm) || !isTextMap(publicKey)) return undefined;
   if ((origin !== 'generated' && origin !== 'registered') || (status !== 'active' && status !== 'revoked')) return undefined;
   if (!isInstant(createdAt) || !(expiresAt === undefined || isInstant(expiresAt))) return undefined;
   if (!(revokedAt === undefined || isInstant(revokedAt)) || !isCount(sealedVersion)) return undefined;
+  // Rolled: both or neither, and a rolled key always has the end of its grace period as its expiry.
+  if (rolledAt !== undefined || replacedBy !== undefined) {
+    if (!isInstant(rolledAt) || !isText(replacedBy) || !KEY_ID.test(replacedBy) || expiresAt === undefined) return undefined;
+  }
   return {
     keyId,
     clientId,
@@ -120,6 +137,7 @@ function toAccessKey(item: Item): AccessKey | undefined {
     createdAt,
     ...(expiresAt !== undefined ? { expiresAt } : {}),
     ...(revokedAt !== undefined ? { revokedAt } : {}),
+    ...(rolledAt !== undefined ? { rolledAt, replacedBy: replacedBy as string } : {}),
     sealedVersion,
   };
 }
@@ -127,7 +145,11 @@ function toAccessKey(item: Item): AccessKey | undefined {
 const sortedEntries = (record: Record<string, unknown>): [string, unknown][] =>
   Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-/** The digest of everything a key item says that matters (not the TTL attribute, not usage data). */
+/**
+ * The digest of everything a key item says that matters (not the TTL attribute; usage, `lastUsedAt`, lives in a table
+ * of its own and is never sealed). A rolled key's two members are appended only when present, so the digests of keys
+ * sealed before rolling existed stay as they were.
+ */
 export function keyDigest(key: AccessKey): string {
   return sealMessage('key', [
     key.clientId,
@@ -141,6 +163,7 @@ export function keyDigest(key: AccessKey): string {
     key.expiresAt ?? null,
     key.revokedAt ?? null,
     key.sealedVersion,
+    ...(key.rolledAt !== undefined ? [key.rolledAt, key.replacedBy ?? null] : []),
   ]);
 }
 

@@ -13,9 +13,12 @@
  *   chain head       pk TENANT#{tenantId}  sk HEAD     (the linker's: last seq, link and its seal)
  *   last digest      pk TENANT#{tenantId}  sk DIGEST   (where the tenant's latest signed digest is, to chain the next)
  *   to anchor        pk ANCHORS            sk TENANT#{tenantId}   (a tenant linked since its last digest)
+ * usage table (pk, sk): when keys were last used (contract §11), written by the authorizer and the token endpoint,
+ * which may write nothing else; never sealed and never audited, since nothing in it grants access:
+ *   client usage     pk CLIENT#{clientId}  sk USAGE   key_{keyId}: ISO 8601 time the key was last used
  */
 
-export type TableRole = 'main' | 'audit';
+export type TableRole = 'main' | 'audit' | 'usage';
 
 /** One table's keys, in the terms both CDK and CreateTable understand. */
 export interface TableDefinition {
@@ -52,7 +55,17 @@ export const AUDIT_TABLE: TableDefinition = {
   stream: 'KEYS_ONLY',
 };
 
-export const TABLE_DEFINITIONS: readonly TableDefinition[] = [MAIN_TABLE, AUDIT_TABLE];
+export const USAGE_TABLE: TableDefinition = {
+  role: 'usage',
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  globalIndexes: [],
+};
+
+export const TABLE_DEFINITIONS: readonly TableDefinition[] = [MAIN_TABLE, AUDIT_TABLE, USAGE_TABLE];
+
+/** The attribute of a client's usage item that holds one key's last use. */
+export const usageAttribute = (keyId: string): string => `key_${keyId}`;
 
 /** Key builders: the only place the key formats are spelled. */
 export const keys = {
@@ -67,4 +80,5 @@ export const keys = {
   auditLastDigest: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'DIGEST' }),
   auditToAnchor: (tenantId: string) => ({ pk: 'ANCHORS', sk: `TENANT#${tenantId}` }),
   auditAnchorsPartition: 'ANCHORS',
+  usage: (clientId: string) => ({ pk: `CLIENT#${clientId}`, sk: 'USAGE' }),
 } as const;

@@ -17,6 +17,7 @@ import { KmsSealKey, LocalSealKey, type SealKey } from './seal.ts';
 import { KeysmithService } from './service.ts';
 import { ClientStore, type TamperListener } from './store.ts';
 import { KmsTokenSigner, LocalTokenSigner } from './token-signers.ts';
+import { type UsageFailureListener, UsageReader, UsageRecorder } from './usage.ts';
 
 /** Reads a local 32-byte key (base64 in the file) named by the variable `variable`. */
 export function readLocalKey(file: string, variable = 'KEYSMITH_LOCAL_WRAPPING_KEY_FILE'): Buffer {
@@ -100,10 +101,18 @@ export function requireTokenSigners(config: KeysmithConfig, kmsClient?: KMSClien
   return signers;
 }
 
-/** The token endpoint's parts (contract §9): strongly consistent sealed reads, the jti records, the signer. */
-export function createTokenIssuer(config: KeysmithConfig, options: WiringOptions = {}): TokenIssuer {
+/**
+ * The token endpoint's parts (contract §9): strongly consistent sealed reads, the jti records, the signer, and the
+ * recorder of key uses (contract §11).
+ */
+export function createTokenIssuer(
+  config: KeysmithConfig,
+  options: WiringOptions & { usage?: UsageRecorder; onUsageFailure?: UsageFailureListener } = {},
+): TokenIssuer {
   const documentClient = options.documentClient ?? createDocumentClient();
+  const usage = options.usage ?? createUsageRecorder(config, { ...options, documentClient });
   return new TokenIssuer({
+    onKeyUsed: (clientId, keyId) => usage.record(clientId, keyId),
     store: createStore(config, { ...options, documentClient }),
     jti: new DynamoJtiStore(documentClient, requireTable(config, 'main')),
     signer: requireTokenSigners(config, options.kmsClient).signer,
@@ -143,19 +152,51 @@ export function createAuditLog(config: KeysmithConfig, options: WiringOptions = 
   });
 }
 
-/** The management function's parts (also the CLI's `bootstrap`, with the operator's clients). */
+/**
+ * The management function's parts (also the CLI's `bootstrap`, with the operator's clients, which has no usage table:
+ * `usage` is then undefined).
+ */
 export function createManagement(config: KeysmithConfig, options: WiringOptions = {}) {
   const documentClient = options.documentClient ?? createDocumentClient();
   const store = createStore(config, { ...options, documentClient });
   const audit = createAuditLog(config, { ...options, documentClient });
-  return { store, audit, service: new KeysmithService({ documentClient, store, audit }) };
+  const usage = config.tables.usage ? new UsageReader(documentClient, config.tables.usage) : undefined;
+  return { store, audit, usage, service: new KeysmithService({ documentClient, store, audit, ...(usage ? { usage } : {}) }) };
 }
 
-/** The authorizer on the configured table and token rules. */
-export function createAuthorizer(config: KeysmithConfig, options: WiringOptions = {}): Authorizer {
+/** What a failed usage write is logged as (a warning: the authorization it followed went ahead). */
+export const logUsageFailure: UsageFailureListener = (failure) =>
+  logger.warn('last-used write failed; the authorization went ahead', { ...failure });
+
+/**
+ * The recorder of key uses (contract §11) of the authorizer and the token endpoint, on the usage table: the only table
+ * either may write to that clients read.
+ */
+export function createUsageRecorder(
+  config: KeysmithConfig,
+  options: WiringOptions & { onUsageFailure?: UsageFailureListener } = {},
+): UsageRecorder {
+  return new UsageRecorder({
+    documentClient: options.documentClient ?? createDocumentClient(),
+    tableName: requireTable(config, 'usage'),
+    windowSeconds: config.lastUsedSeconds,
+    onFailure: options.onUsageFailure ?? logUsageFailure,
+  });
+}
+
+/**
+ * The authorizer on the configured table and token rules, recording key uses in the usage table (or with `usage`,
+ * e.g. a recorder a test or the benchmark counts).
+ */
+export function createAuthorizer(
+  config: KeysmithConfig,
+  options: WiringOptions & { usage?: UsageRecorder; onUsageFailure?: UsageFailureListener } = {},
+): Authorizer {
   const signers = createTokenSigners(config, options.kmsClient);
+  const usage = options.usage ?? createUsageRecorder(config, options);
   return new Authorizer({
     directory: createStore(config, options),
+    onKeyUsed: (clientId, keyId) => usage.record(clientId, keyId),
     policy: config,
     revocationSeconds: config.revocationSeconds,
     ...(signers ? { issuerKeys: issuerKeysOf(signers), maxAccessTokenSeconds: config.accessTokenSeconds } : {}),

@@ -14,12 +14,12 @@ import { buildLambdas } from '../scripts/build-lambdas.ts';
 import { LocalTokenSigner } from '../shared/token-signers.ts';
 import { ensureNode24 } from './support/node24.ts';
 
-export const TEST_TABLES = { main: 'keysmith-test-main', audit: 'keysmith-test-audit' };
+export const TEST_TABLES = { main: 'keysmith-test-main', audit: 'keysmith-test-audit', usage: 'keysmith-test-usage' };
 
 declare module 'vitest' {
   export interface ProvidedContext {
     dynamodbEndpoint: string;
-    tables: { main: string; audit: string };
+    tables: { main: string; audit: string; usage: string };
     wrappingKeyFile: string;
     sealKeyFile: string;
     tokenSigningKeyFile: string;

@@ -10,6 +10,7 @@ Object.assign(process.env, {
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   KEYSMITH_MAIN_TABLE: tables.main,
   KEYSMITH_AUDIT_TABLE: tables.audit,
+  KEYSMITH_USAGE_TABLE: tables.usage,
   KEYSMITH_LOCAL_WRAPPING_KEY_FILE: inject('wrappingKeyFile'),
   KEYSMITH_LOCAL_SEAL_KEY_FILE: inject('sealKeyFile'),
   KEYSMITH_LOCAL_TOKEN_SIGNING_KEY_FILE: inject('tokenSigningKeyFile'),

@@ -37,6 +37,20 @@ function tagsOf(values: OptionValues): Record<string, string> | undefined {
   return tags;
 }
 
+/**
+ * The instant `--unused-since` names: an ISO 8601 time, or a span back from now (`90d`, `12h`, `30m`).
+ */
+export function sinceOption(raw: string, now = Date.now()): number {
+  const span = /^([1-9][0-9]{0,5})([dhm])$/.exec(raw);
+  if (span) return now - Number(span[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
+  const ms = Date.parse(raw);
+  if (!/^\d{4}-\d\d-\d\d/.test(raw) || Number.isNaN(ms))
+    throw new UsageError(
+      `--unused-since takes an ISO 8601 time (2026-09-01T00:00:00Z) or a span such as 90d, 12h or 30m; got "${raw}"`,
+    );
+  return ms;
+}
+
 function printClient(ctx: Context, client: ServiceClient): void {
   const tags = Object.entries(client.tags ?? {}).map(([k, v]) => `${k}=${v}`);
   const rows: [string, string][] = [
@@ -50,10 +64,15 @@ function printClient(ctx: Context, client: ServiceClient): void {
     ['issuer', client.issuer],
     ['created', client.createdAt],
     ['updated', client.updatedAt],
+    ['last used', client.lastUsedAt ?? 'never'],
   ];
   // Every value is the API's (the tables are untrusted): escaped, so a name cannot drive the terminal or fake a line.
   for (const [label, value] of rows) ctx.out(`${`${label}:`.padEnd(13)}${terminalSafe(value)}`);
 }
+
+/** Created before `since` and with no key use recorded since then. */
+const isUnusedSince = (client: ServiceClient, since: number): boolean =>
+  Date.parse(client.createdAt) < since && (client.lastUsedAt === undefined || Date.parse(client.lastUsedAt) < since);
 
 export const clientsCommands: Command[] = [
   {
@@ -91,17 +110,38 @@ export const clientsCommands: Command[] = [
   },
   {
     name: ['clients', 'list'],
-    summary: "List a tenant's service clients.",
-    options: { ...LIST_OPTIONS, ...TENANT_OPTION, ...CONNECTION_OPTIONS },
+    summary: "List a tenant's service clients, newest first; or those unused since a time, to retire.",
+    options: {
+      ...LIST_OPTIONS,
+      'unused-since': {
+        type: 'string',
+        value: 'TIME',
+        description:
+          'only clients created before TIME whose keys signed nothing since (ISO 8601, or 90d, 12h, 30m); reads every page',
+      },
+      ...TENANT_OPTION,
+      ...CONNECTION_OPTIONS,
+    },
+    notes:
+      "lastUsedAt is accurate to the deployment's KEYSMITH_LAST_USED_SECONDS (5 minutes by default).\nExample:\n  keysmith clients list --tenant acme --unused-since 90d",
     async run(values, _positionals, ctx) {
       const page = { limit: integerOption(values, 'limit'), cursor: stringOption(values, 'cursor') };
+      const unusedSinceRaw = stringOption(values, 'unused-since');
+      const unusedSince = unusedSinceRaw === undefined ? undefined : sinceOption(unusedSinceRaw);
+      if (unusedSince !== undefined && page.cursor)
+        throw new UsageError('--unused-since reads every page itself: leave out --cursor');
       const admin = connect(values, ctx);
       const tenant = tenantOf(values, ctx, admin);
       let items: ServiceClient[];
       let nextCursor: string | undefined;
-      if (values.all) {
+      let checked = 0;
+      if (values.all || unusedSince !== undefined) {
         items = [];
-        for await (const client of admin.iterateClients(tenant, page)) items.push(client);
+        // One Query of the tenant's clients and one BatchGetItem of their uses per page: no table scan.
+        for await (const client of admin.iterateClients(tenant, { ...page, limit: page.limit ?? 100 })) {
+          checked++;
+          if (unusedSince === undefined || isUnusedSince(client, unusedSince)) items.push(client);
+        }
       } else {
         const first = await admin.listClients(tenant, page);
         items = first.items;
@@ -109,12 +149,32 @@ export const clientsCommands: Command[] = [
       }
       if (values.json) printJson(ctx, { items, ...(nextCursor ? { nextCursor } : {}) });
       else {
-        if (items.length === 0) ctx.out(terminalSafe(`No clients in tenant ${tenant}.`));
+        if (items.length === 0)
+          ctx.out(
+            terminalSafe(
+              unusedSince === undefined
+                ? `No clients in tenant ${tenant}.`
+                : `No client of tenant ${tenant} is unused since ${new Date(unusedSince).toISOString()} (${checked} checked).`,
+            ),
+          );
         else
           printTable(
             ctx,
-            ['CLIENT ID', 'NAME', 'ENABLED', 'SCOPES', 'CREATED'],
-            items.map((c) => [c.clientId, c.name, c.enabled ? 'yes' : 'no', c.scopes.join(' '), c.createdAt]),
+            ['CLIENT ID', 'NAME', 'ENABLED', 'SCOPES', 'CREATED', 'LAST USED'],
+            items.map((c) => [
+              c.clientId,
+              c.name,
+              c.enabled ? 'yes' : 'no',
+              c.scopes.join(' '),
+              c.createdAt,
+              c.lastUsedAt ?? 'never',
+            ]),
+          );
+        if (unusedSince !== undefined && items.length > 0)
+          ctx.err(
+            terminalSafe(
+              `${items.length} of ${checked} clients unused since ${new Date(unusedSince).toISOString()}. Retire one with: keysmith clients update CLIENT_ID --tenant ${tenant} --disable (or keysmith keys revoke).`,
+            ),
           );
         if (nextCursor) ctx.out(terminalSafe(`More: --cursor ${nextCursor} (or --all)`));
       }

@@ -14,12 +14,12 @@ import type {
   APIGatewayRequestAuthorizerEventV2,
   APIGatewayTokenAuthorizerEvent,
 } from 'aws-lambda';
-import { functionMetrics, tamperReporter } from '#lambdas/metrics.ts';
+import { functionMetrics, tamperReporter, usageFailureReporter } from '#lambdas/metrics.ts';
 import { type Authorizer, AuthorizerUnavailableError, identityContext } from '#shared/authorizer.ts';
 import { loadConfig } from '#shared/config.ts';
 import { logger } from '#shared/logger.ts';
 import { MAX_TOKEN_BYTES } from '#shared/token-policy.ts';
-import { createAuthorizer } from '#shared/wiring.ts';
+import { createAuthorizer, createUsageRecorder } from '#shared/wiring.ts';
 
 export type AuthorizerEvent =
   | APIGatewayTokenAuthorizerEvent
@@ -125,7 +125,12 @@ export function createAuthorizerHandler(authorizer: Authorizer, { metrics = defa
   };
 }
 
+const config = loadConfig();
+
+/** Records when keys were last used (contract §11); exported so the local server and tests can wait for its writes. */
+export const usage = createUsageRecorder(config, { onUsageFailure: usageFailureReporter(defaultMetrics) });
+
 /** The authorizer on the configured table and token rules, built once per container so its caches stay warm. */
-export const authorizer = createAuthorizer(loadConfig(), { onTamper: tamperReporter(defaultMetrics) });
+export const authorizer = createAuthorizer(config, { onTamper: tamperReporter(defaultMetrics), usage });
 
 export const handler = createAuthorizerHandler(authorizer);

@@ -37,6 +37,7 @@ export const AUDIT_ACTIONS = [
   'client.deleted',
   'access_key.created',
   'access_key.revoked',
+  'access_key.rolled',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

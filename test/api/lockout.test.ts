@@ -12,7 +12,10 @@ import type { KeysmithService } from '#shared/service.ts';
 import { createManagement } from '#shared/wiring.ts';
 
 const suffix = randomBase62(8).toLowerCase();
-const config = { ...loadConfig(), tables: { main: `lockout-main-${suffix}`, audit: `lockout-audit-${suffix}` } };
+const config = {
+  ...loadConfig(),
+  tables: { main: `lockout-main-${suffix}`, audit: `lockout-audit-${suffix}`, usage: `lockout-usage-${suffix}` },
+};
 let service: KeysmithService;
 const system: Actor = { type: 'system', name: 'test' };
 

@@ -84,7 +84,7 @@ describe('the response validator catches drift from the document', () => {
     const path = `/v1/tenants/${tenant}/clients/${client.clientId}`;
     const check = (body: unknown) => () => assertMatchesOpenApi('GET', path, 200, 'application/json', body);
     expect(check(client)).not.toThrow();
-    expect(check({ ...client, lastUsedAt: client.createdAt })).toThrow(/getClient.*must NOT have additional properties/s);
+    expect(check({ ...client, lastSeenAt: client.createdAt })).toThrow(/getClient.*must NOT have additional properties/s);
     expect(check({ ...client, enabled: 'yes' })).toThrow(/\/enabled must be boolean/);
     const { issuer: _issuer, ...withoutIssuer } = client;
     expect(check(withoutIssuer)).toThrow(/must have required property 'issuer'/);

@@ -122,7 +122,7 @@ describe('encryption and data protection', () => {
 
   it('creates every table of shared/tables.ts on demand, with PITR, deletion protection and SSE under the table key', () => {
     for (const definition of TABLE_DEFINITIONS) {
-      const table = definition.role === 'main' ? keysmith.mainTable : keysmith.auditTable;
+      const table = { main: keysmith.mainTable, audit: keysmith.auditTable, usage: keysmith.usageTable }[definition.role];
       const properties = resources[logicalId(table)]!.Properties;
       expect(properties.BillingMode).toBe('PAY_PER_REQUEST');
       expect(properties.KeySchema).toEqual([
@@ -170,31 +170,67 @@ describe('least privilege', () => {
     it(`lets the ${name} only query the main table, decrypt through DynamoDB, verify seals (never make one) and read the token-signing public keys`, () => {
       const statements = roleStatements(name);
       const all = statements.flatMap(actions);
-      expect(all.filter((action) => WRITE_ACTION.test(action))).toEqual([]);
-      expect(all.filter((action) => action.startsWith('kms:')).sort()).toEqual([
-        'kms:Decrypt',
-        'kms:DescribeKey',
-        'kms:GetPublicKey',
-        'kms:VerifyMac',
-      ]);
+      // The authorizer records key uses (contract §11): one UpdateItem, on the usage table alone.
+      const writes = statements.filter((s) => actions(s).some((action) => WRITE_ACTION.test(action)));
+      if (name === 'authorizer') {
+        expect(writes.flatMap(actions)).toEqual(['dynamodb:UpdateItem']);
+        expect(writes.flatMap(resourcesOf)).toEqual([arnOf(keysmith.usageTable)]);
+        expect(writes.every((s) => s.Effect === 'Allow' && s.Condition === undefined)).toBe(true);
+      } else expect(writes).toEqual([]);
+      // Writing through DynamoDB to its own table needs the table key's encrypt side, through DynamoDB only.
+      const tableKeyWrites = name === 'authorizer' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : [];
+      expect([...new Set(all.filter((action) => action.startsWith('kms:')))].sort()).toEqual(
+        ['kms:Decrypt', 'kms:DescribeKey', 'kms:GetPublicKey', 'kms:VerifyMac', ...tableKeyWrites].sort(),
+      );
       const publicKeys = statements.filter((s) => actions(s).includes('kms:GetPublicKey'));
       expect(publicKeys.flatMap(actions)).toEqual(['kms:GetPublicKey']);
       expect(publicKeys.flatMap(resourcesOf)).toEqual([arnOf(keysmith.tokenSigningKey)]);
-      expect(all).not.toContain('kms:GenerateDataKey');
+      if (name === 'discovery') expect(all).not.toContain('kms:GenerateDataKey');
       expect(all).not.toContain('kms:GenerateMac');
       for (const statement of statements.filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')))) {
-        expect(actions(statement)).toEqual(['dynamodb:Query']);
-        expect(resourcesOf(statement)).toEqual([arnOf(keysmith.mainTable)]);
+        const usage = JSON.stringify(resourcesOf(statement)) === JSON.stringify([arnOf(keysmith.usageTable)]);
+        expect(actions(statement)).toEqual([usage ? 'dynamodb:UpdateItem' : 'dynamodb:Query']);
+        if (!usage) expect(resourcesOf(statement)).toEqual([arnOf(keysmith.mainTable)]);
       }
-      const kms = statements.find((s) => actions(s).includes('kms:Decrypt'))!;
-      expect(resourcesOf(kms)).toEqual([arnOf(keysmith.tableKey)]);
-      expect(JSON.stringify(kms.Condition?.StringEquals?.['kms:ViaService'])).toContain('dynamodb.us-east-1.');
+      for (const kms of statements.filter((s) => actions(s).includes('kms:Decrypt'))) {
+        expect(resourcesOf(kms)).toEqual([arnOf(keysmith.tableKey)]);
+        expect(JSON.stringify(kms.Condition?.StringEquals?.['kms:ViaService'])).toContain('dynamodb.us-east-1.');
+      }
       const seals = statements.filter((s) => actions(s).includes('kms:VerifyMac'));
       expect(seals.flatMap(resourcesOf)).toEqual([arnOf(keysmith.sealKey)]);
       expect(contains(statements, arnOf(keysmith.auditKey))).toBe(false);
       expect(contains(statements, arnOf(keysmith.auditTable))).toBe(false);
     });
   }
+
+  it('lets no function that reads tokens write anything that grants access: the authorizer and the token function write uses to the usage table, and nothing of a client or key', () => {
+    for (const name of ['authorizer', 'token'] as const) {
+      const statements = roleStatements(name);
+      const onMain = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.mainTable)));
+      const mainWrites = onMain.filter((s) => actions(s).some((action) => WRITE_ACTION.test(action)));
+      // The token function's one write there is a jti record, confined by IAM to the JTI# partitions (test below).
+      for (const statement of mainWrites) {
+        expect(name).toBe('token');
+        expect(statement.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys']).toEqual(['JTI#*']);
+      }
+      const usage = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.usageTable)));
+      expect(usage.flatMap(actions)).toEqual(['dynamodb:UpdateItem']);
+      expect(environment(name)).toMatchObject({
+        KEYSMITH_USAGE_TABLE: ref(keysmith.usageTable),
+        KEYSMITH_LAST_USED_SECONDS: '300',
+      });
+      expect(statements.flatMap(actions)).not.toContain('kms:GenerateMac');
+    }
+    // What grants access is in the main table under the seal key; the usage table is not sealed and holds no key.
+    expect(
+      roleStatements('management')
+        .filter((s) => contains(resourcesOf(s), arnOf(keysmith.usageTable)))
+        .flatMap(actions)
+        .sort(),
+    ).toEqual(['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem']);
+    expect(roleStatements('discovery').some((s) => contains(resourcesOf(s), arnOf(keysmith.usageTable)))).toBe(false);
+    expect(roleStatements('audit').some((s) => contains(resourcesOf(s), arnOf(keysmith.usageTable)))).toBe(false);
+  });
 
   it('lets the management function call exactly the table actions its code uses, and make and check seals', () => {
     const statements = roleStatements('management');
@@ -303,6 +339,8 @@ describe('the token issuer (contract §9)', () => {
           'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['pk', 'sk', 'expiresAtEpoch'] },
         },
       },
+      // Key uses (contract §11), in a table of their own.
+      { Action: 'dynamodb:UpdateItem', Effect: 'Allow', Resource: arnOf(keysmith.usageTable) },
     ]);
     const all = statements.flatMap(actions);
     expect(all).not.toContain('kms:GenerateMac');

@@ -113,7 +113,7 @@ describe('keysmith (in-process)', () => {
       ids.push(match?.[1] as string);
     }
     const table = await cli(['clients', 'list', '--tenant', tenant]);
-    expect(table.stdout.split('\n')[0]).toMatch(/^CLIENT ID\s+NAME\s+ENABLED\s+SCOPES\s+CREATED$/);
+    expect(table.stdout.split('\n')[0]).toMatch(/^CLIENT ID\s+NAME\s+ENABLED\s+SCOPES\s+CREATED\s+LAST USED$/);
     for (const id of ids) expect(table.stdout).toContain(id);
 
     const firstPage = json((await cli(['clients', 'list', '--tenant', tenant, '--limit', '2', '--json'])).stdout);

@@ -55,7 +55,7 @@ describe('npm start', () => {
     ]);
     expect(state.baseUrl).toBe(`http://localhost:${port}`);
     expect(state.issuerBase).toBe(`http://localhost:${port}`);
-    expect(state.tables).toEqual({ main: 'keysmith-main', audit: 'keysmith-audit' });
+    expect(state.tables).toEqual({ main: 'keysmith-main', audit: 'keysmith-audit', usage: 'keysmith-usage' });
     expect(keysmith.output()).toContain(state.adminAccessKey);
     expect(statSync(join(cwd, '.keysmith/local.json')).mode & 0o777).toBe(0o600);
     expect(statSync(join(cwd, '.keysmith/audit-wrapping-key')).mode & 0o777).toBe(0o600);
