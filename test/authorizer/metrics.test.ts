@@ -2,7 +2,9 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { createAuthorizerHandler } from '#lambdas/authorizer/handler.ts';
+import { usageFailureReporter } from '#lambdas/metrics.ts';
 import { Authorizer } from '#shared/authorizer.ts';
+import { UsageRecorder } from '#shared/usage.ts';
 import { clientToken, MemoryDirectory, makeClient, POLICY, tokenEvent } from './support.ts';
 
 let lines: string[];
@@ -51,4 +53,29 @@ it('counts a denial with its reason and a failure as Unavailable, never writing 
   expect(emf()).toHaveLength(2);
   const written = lines.join('');
   for (const token of [wrongAudience, allowed]) for (const part of token.split('.')) expect(written).not.toContain(part);
+});
+
+it('counts a failed last-used write as LastUsedWriteFailed and still allows', async () => {
+  const client = makeClient(['EdDSA']);
+  const metrics = new Metrics({ namespace: 'Keysmith', serviceName: 'keysmith-authorizer' });
+  const failing = { send: () => Promise.reject(Object.assign(new Error('injected'), { name: 'InternalServerError' })) };
+  const usage = new UsageRecorder({
+    documentClient: failing as never,
+    tableName: 'keysmith-test-usage',
+    windowSeconds: 300,
+    onFailure: usageFailureReporter(metrics),
+  });
+  const authorizer = new Authorizer({
+    directory: new MemoryDirectory(client),
+    policy: POLICY,
+    revocationSeconds: 60,
+    onKeyUsed: (clientId, keyId) => usage.record(clientId, keyId),
+  });
+  const handler = createAuthorizerHandler(authorizer, { metrics });
+  const allowed = clientToken(client);
+  const result = await handler(tokenEvent(`Bearer ${allowed}`));
+  expect(result).toMatchObject({ principalId: client.clientId });
+  await usage.flush();
+  expect(emf()).toEqual([expect.objectContaining({ LastUsedWriteFailed: 1 })]);
+  for (const part of allowed.split('.')) expect(lines.join('')).not.toContain(part);
 });
