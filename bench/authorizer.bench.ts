@@ -8,7 +8,10 @@
  *  4. bundle size and module load time of the authorizer and of a minimal aws-jwt-verify authorizer (esbuild);
  *  5. time from a key's revocation to the first 401 on a warm handler, against the configured bound;
  *  6. Keysmith access tokens (RS256, contract §9): bare verify, aws-jwt-verify and Keysmith's handler on the same
- *     tokens, and the DynamoDB reads they cost (none).
+ *     tokens, and the DynamoDB reads they cost (none);
+ *  7. last used (contract §11): DynamoDB writes per 10,000 authorizations of one key on one warm container, on
+ *     DynamoDB Local's usage table, against the target of one per KEYSMITH_LAST_USED_SECONDS window.
+ * Table 1 measures the handler as deployed, recording key uses, beside the same handler without the recorder.
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID, sign, verify } from 'node:crypto';
@@ -16,7 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { JwtVerifier } from 'aws-jwt-verify';
 import { build } from 'esbuild';
 import { createTables, LOCAL_AWS, localClient, startDynamoDbLocal } from '#local/dynamodb-local.ts';
@@ -29,6 +32,7 @@ import { LocalSealKey, type SealKey } from '#shared/seal.ts';
 import { ClientStore } from '#shared/store.ts';
 import { issuerOf, type TokenPolicy } from '#shared/token-policy.ts';
 import { LocalTokenSigner } from '#shared/token-signers.ts';
+import { UsageRecorder } from '#shared/usage.ts';
 import { LAMBDA_ENTRY_FILE } from '../cdk/lambda-code.ts';
 import { buildLambdas, LAMBDA_NODE_TARGET } from '../scripts/build-lambdas.ts';
 import { generateTestKey } from '../test/authorizer/support.ts';
@@ -106,8 +110,8 @@ function makeClient(algorithm: Algorithm): BenchClient {
 
 const record = (c: BenchClient): ClientWithKeys => ({ client: c.client, keys: [c.key] });
 
-function tokenOf(c: BenchClient, options: { kid?: string; signWith?: KeyObject } = {}): string {
-  const iat = Math.floor(Date.now() / 1000);
+function tokenOf(c: BenchClient, options: { kid?: string; signWith?: KeyObject; iat?: number; exp?: number } = {}): string {
+  const iat = options.iat ?? Math.floor(Date.now() / 1000);
   const header = b64url(JSON.stringify({ alg: c.key.algorithm, kid: options.kid ?? c.key.keyId, typ: 'JWT' }));
   const payload = b64url(
     JSON.stringify({
@@ -115,7 +119,7 @@ function tokenOf(c: BenchClient, options: { kid?: string; signWith?: KeyObject }
       sub: c.client.clientId,
       aud: AUDIENCE,
       iat,
-      exp: iat + 900,
+      exp: options.exp ?? iat + 900,
       jti: randomUUID(),
     }),
   );
@@ -244,27 +248,50 @@ async function main(): Promise<void> {
       const peer = JwtVerifier.create({ issuer, audience: AUDIENCE, jwksUri: `${issuer}/.well-known/openid-configuration/jwks` });
       peer.cacheJwks({ keys: [{ ...c.key.publicKey, kid: c.key.keyId, alg: algorithm, use: 'sig' }] });
 
-      let best = { bare: 0, peer: 0, keysmith: 0 };
-      for (let round = 0; round < 5; round++) {
-        const authorizer = new Authorizer({ directory: memoryDirectory(c), policy: POLICY, revocationSeconds: 60 });
+      let best = { bare: 0, peer: 0, keysmith: 0, unrecorded: 0 };
+      const measure = async (usage: UsageRecorder | undefined) => {
+        const authorizer = new Authorizer({
+          directory: memoryDirectory(c),
+          policy: POLICY,
+          revocationSeconds: 60,
+          ...(usage ? { onKeyUsed: (clientId: string, keyId: string) => usage.record(clientId, keyId) } : {}),
+        });
         const handler = handlerOn(authorizer);
         await handler(event(tokenOf(c))); // keys cached; the measured tokens are all new to it
-        const b = opsPerSecondSync(tokens, bare);
-        const p = opsPerSecondSync(tokens, (token) => peer.verifySync(token));
-        const k = await opsPerSecondAsync(tokens, async (token) => {
+        const ops = await opsPerSecondAsync(tokens, async (token) => {
           const result = (await handler(event(token))) as { principalId?: string };
           if (result.principalId !== c.client.clientId) throw new Error('not allowed');
         });
-        best = { bare: Math.max(best.bare, b), peer: Math.max(best.peer, p), keysmith: Math.max(best.keysmith, k) };
+        await usage?.flush();
+        return ops;
+      };
+      for (let round = 0; round < 5; round++) {
+        const b = opsPerSecondSync(tokens, bare);
+        const p = opsPerSecondSync(tokens, (token) => peer.verifySync(token));
+        // As deployed: the warm container's recorder writes the key's use once, to DynamoDB Local.
+        const k = await measure(new UsageRecorder({ documentClient, tableName: TABLES.usage, windowSeconds: 300 }));
+        const u = await measure(undefined);
+        best = {
+          bare: Math.max(best.bare, b),
+          peer: Math.max(best.peer, p),
+          keysmith: Math.max(best.keysmith, k),
+          unrecorded: Math.max(best.unrecorded, u),
+        };
       }
       rows.push(
         [`${algorithm} bare node:crypto verify`, nf(best.bare), '', ''],
         [`${algorithm} aws-jwt-verify verifySync (peer)`, nf(best.peer), '', nf(best.peer / best.bare, 2)],
         [
-          `${algorithm} Keysmith handler (keys cached)`,
+          `${algorithm} Keysmith handler (keys cached, last used recorded)`,
           nf(best.keysmith),
           nf(best.keysmith / best.peer, 2),
           nf(best.keysmith / best.bare, 2),
+        ],
+        [
+          `${algorithm} Keysmith handler without the last-used recorder`,
+          nf(best.unrecorded),
+          nf(best.unrecorded / best.peer, 2),
+          nf(best.unrecorded / best.bare, 2),
         ],
       );
     }
@@ -537,6 +564,53 @@ async function main(): Promise<void> {
           ],
           [`DynamoDB reads for the ${nf(5 * (FRESH_TOKENS + 1))} authorizations`, reads, '', ''],
         ],
+      );
+    }
+
+    // ---- 7. last used -----------------------------------------------------------------------------------------
+    {
+      const windowSeconds = 300;
+      const lastUsedRows: (string | number)[][] = [];
+      const c = makeClient('EdDSA');
+      for (const [label, spacingMs] of [
+        ['within one window (real clock)', 0],
+        ['spread over 1 hour (one per 360 ms, injected clock)', 360],
+      ] as const) {
+        let updates = 0;
+        const countingClient = {
+          send: (command: unknown) => {
+            if (command instanceof UpdateCommand) updates++;
+            return documentClient.send(command as UpdateCommand);
+          },
+        } as unknown as DynamoDBDocumentClient;
+        const start = Date.now();
+        let clock = start;
+        const now = () => (spacingMs === 0 ? Date.now() : clock);
+        const usage = new UsageRecorder({ documentClient: countingClient, tableName: TABLES.usage, windowSeconds, now });
+        const handler = handlerOn(
+          new Authorizer({
+            directory: memoryDirectory(c),
+            policy: POLICY,
+            revocationSeconds: 60,
+            now,
+            onKeyUsed: (clientId, keyId) => usage.record(clientId, keyId),
+          }),
+        );
+        const issuedAt = Math.floor(start / 1000);
+        for (let i = 0; i < 10_000; i++) {
+          const result = (await handler(event(tokenOf(c, { iat: issuedAt, exp: issuedAt + 7200 })))) as { principalId?: string };
+          if (result.principalId !== c.client.clientId) throw new Error('not allowed');
+          clock += spacingMs;
+        }
+        await usage.flush();
+        const spanSeconds = ((spacingMs === 0 ? Date.now() : clock) - start) / 1000;
+        const windows = Math.max(1, Math.ceil(spanSeconds / windowSeconds));
+        lastUsedRows.push([label, nf(spanSeconds, 1), windows, updates, updates <= windows ? 'met' : 'missed']);
+      }
+      table(
+        `7. Last used: DynamoDB writes per 10,000 authorizations of one key on one warm container (window ${windowSeconds} s, DynamoDB Local)`,
+        ['case', 'span (s)', 'windows', 'UpdateItem calls', 'target ≤1 per window'],
+        lastUsedRows,
       );
     }
   } finally {
