@@ -103,6 +103,30 @@ describe('keysmith (in-process)', () => {
     expect((await cli(['keys', 'list', client.clientId, '--tenant', tenant, '--json'])).stdout).toMatch(/"status": "revoked"/);
   });
 
+  it('rolls a key with keys roll: the new access key alone on stdout, the old one rolling, then stopped after the grace', async () => {
+    const tenant = newTenant();
+    const client = json((await cli(['clients', 'create', '--tenant', tenant, '--name', 'rolled', '--json'])).stdout);
+    const oldKey = (await cli(['keys', 'create', client.clientId, '--tenant', tenant, '--algorithm', 'ES256'])).stdout.trim();
+    const oldKeyId = oldKey.split('.')[1] as string;
+    const rolled = await cli(['keys', 'roll', client.clientId, oldKeyId, '--tenant', tenant, '--grace', '1s']);
+    expect(rolled.code).toBe(0);
+    const newKey = rolled.stdout.trim();
+    expect(newKey.split('.').slice(0, 3)).toEqual([client.clientId, expect.stringMatching(/^[0-9A-Za-z]{8,16}$/), tenant]);
+    expect(rolled.stderr).toMatch(/Rolled to ES256 key .* shown only this once/s);
+    const listed = await cli(['keys', 'list', client.clientId, '--tenant', tenant]);
+    expect(listed.stdout).toMatch(new RegExp(`${oldKeyId}\\s+ES256\\s+rolling \\(to ${newKey.split('.')[1]}\\)`));
+    expect(listed.stdout).not.toContain(newKey.split('.')[3]);
+    const again = await cli(['keys', 'roll', client.clientId, oldKeyId, '--tenant', tenant]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/\(key_not_active, HTTP 409\)/);
+    for (const grace of ['forever', '31d', '-5'])
+      expect((await cli(['keys', 'roll', client.clientId, oldKeyId, '--tenant', tenant, '--grace', grace])).code).toBe(2);
+    await sleep(2_200);
+    const whoami = (key: string) => cli(['whoami', '--base-url', app.baseUrl, '--access-key', key], { bare: true });
+    expect((await whoami(oldKey)).code).toBe(1);
+    expect((await whoami(newKey)).code).toBe(0);
+  });
+
   it('lists, shows, updates and deletes clients, human and --json', async () => {
     const tenant = newTenant();
     const ids: string[] = [];

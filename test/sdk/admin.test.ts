@@ -192,6 +192,33 @@ describe('KeysmithAdmin', () => {
     expect((await admin.jwks(client.clientId)).keys.map((k) => k.kid)).toEqual([generated.keyId]);
   });
 
+  it('rolls a key: a new key, the old one rolling until its grace ends; refuses what is not active, before or by the API', async () => {
+    const tenant = newTenant();
+    const client = await admin.createClient(tenant, { name: 'roll' });
+    const old = await admin.createKey(tenant, client.clientId, { algorithm: 'RS256' });
+    const next = await admin.rollKey(tenant, client.clientId, old.keyId, { gracePeriodSeconds: 600 });
+    expect(next).toMatchObject({ clientId: client.clientId, algorithm: 'RS256', origin: 'generated', status: 'active' });
+    expect(next.accessKey?.startsWith(`${client.clientId}.${next.keyId}.${tenant}.`)).toBe(true);
+    const rolled = (await admin.listKeys(tenant, client.clientId)).items.find((k) => k.keyId === old.keyId);
+    expect(rolled).toMatchObject({ status: 'rolling', replacedBy: next.keyId, rolledAt: expect.any(String) });
+    expect(Date.parse(rolled?.expiresAt as string) - Date.now()).toBeLessThanOrEqual(600_000);
+
+    const again = await failure(() => admin.rollKey(tenant, client.clientId, old.keyId));
+    expect(again).toBeInstanceOf(KeysmithApiError);
+    expect(again).toMatchObject({ status: 409, code: 'key_not_active' });
+    const tooLong = await failure(() => admin.rollKey(tenant, client.clientId, next.keyId, { gracePeriodSeconds: 2_592_001 }));
+    expect(tooLong).toMatchObject({ status: 400, code: 'invalid_request' });
+
+    // Refused before sending: a private JWK, an unknown member, a fractional grace period.
+    const { requests, fetch } = answering(() => new Response(null, { status: 500 }));
+    const offline = new KeysmithAdmin({ baseUrl: app.baseUrl, accessKey: app.adminAccessKey, fetch });
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const privateJwk = await exportJWK(privateKey);
+    for (const input of [{ publicKey: privateJwk }, { graceSeconds: 60 }, { gracePeriodSeconds: 1.5 }])
+      expect(await failure(() => offline.rollKey(tenant, client.clientId, next.keyId, input as never))).toBeInstanceOf(TypeError);
+    expect(requests).toHaveLength(0);
+  });
+
   it('lists audit records newest first, filtered, and across pages', async () => {
     const tenant = newTenant();
     const client = await admin.createClient(tenant, { name: 'audited' });
