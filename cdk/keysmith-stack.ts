@@ -20,6 +20,7 @@ export const KEYSMITH_OUTPUTS = [
   'EventBusName',
   'AuditDigestBucket',
   'AuditDigestKeyArn',
+  'AuditAnchorQueueUrl',
 ] as const;
 
 export type KeysmithOutput = (typeof KEYSMITH_OUTPUTS)[number];
@@ -129,6 +130,11 @@ export class KeysmithStack extends Stack {
       AuditDigestKeyArn: {
         value: this.keysmith.auditDigestKey.keyArn,
         description: 'KMS RSA_2048 key that signs the audit digests (RS256); audit verify checks them with its public key',
+      },
+      AuditAnchorQueueUrl: {
+        value: this.keysmith.auditAnchorQueue.queueUrl,
+        description:
+          'SQS queue of the tenants whose audit chains moved since their last digest (keysmith audit anchor --anchor-queue-url)',
       },
     };
     for (const output of KEYSMITH_OUTPUTS)

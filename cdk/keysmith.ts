@@ -60,7 +60,7 @@ import {
   TAMPER_METRIC,
 } from '#shared/names.ts';
 import { ROUTES, type RouteFunction, type RouteId } from '#shared/routes.ts';
-import { keys, TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
+import { TABLE_DEFINITIONS, type TableDefinition, type TableRole } from '#shared/tables.ts';
 import { KEYSMITH_FUNCTIONS, type KeysmithFunctionName, LAMBDA_HANDLER, lambdaCode } from './lambda-code.ts';
 import { addProblemResponses } from './problem-responses.ts';
 
@@ -235,12 +235,11 @@ const TABLE_ACCESS = {
   // The management API reads uses for its views, and removes a deleted client's item in its deletion transaction.
   usageReader: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'], indexes: false },
   // The linker and the anchor (shared/audit/chain.ts, digests.ts): heads and pointers read (Get), records read again
-  // (BatchGet) and found (Query), links written (Update) with the head and the to-anchor marker (Put) in one
-  // transaction; only the to-anchor markers are ever deleted.
+  // (BatchGet) and found (Query), links written (Update) with the head (Put) in one transaction, the digest pointer
+  // put. Nothing is ever deleted (the tenants to anchor are marked in the anchor queue, not in the table).
   auditLinker: {
     actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     indexes: false,
-    partitionWrites: { actions: ['dynamodb:DeleteItem'], leadingKeys: [keys.auditAnchorsPartition] },
   },
 } as const satisfies Record<string, TableGrant>;
 type TableAccess = keyof typeof TABLE_ACCESS;
@@ -342,8 +341,16 @@ export class Keysmith extends Construct {
   readonly auditDigestBucket: Bucket;
   /** Signs the audit digests (RSA_2048, RS256): only the audit function may sign with it; auditors use its public key. */
   readonly auditDigestKey: Key;
-  /** Where the audit stream's batches go after their last retry (the records stay in the table, unlinked). */
+  /**
+   * Where the audit stream's batches go after their last retry (the records stay in the table, unlinked), and marks
+   * of the anchor queue that failed ten runs.
+   */
   readonly auditDeadLetterQueue: Queue;
+  /**
+   * The tenants to anchor: the linker marks each tenant it links, the scheduled anchor takes the marks. Only the audit
+   * function may send, receive or delete, so a writer of the audit table cannot hide a tenant from the next digest.
+   */
+  readonly auditAnchorQueue: Queue;
   /** The KMS key that signs access tokens now (RSA_2048, RSASSA_PKCS1_V1_5_SHA_256). */
   readonly tokenSigningKey: Key;
   /** Every token-signing key of the deployment by its name: the signing one and the published ones. */
@@ -492,6 +499,15 @@ export class Keysmith extends Construct {
       retentionPeriod: Duration.days(14),
       removalPolicy,
     });
+    this.auditAnchorQueue = new Queue(this, 'AuditAnchorQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      // Longer than an anchor run (the audit function's timeout): marks taken and not yet acknowledged stay hidden.
+      visibilityTimeout: Duration.minutes(5),
+      deadLetterQueue: { queue: this.auditDeadLetterQueue, maxReceiveCount: 10 },
+      removalPolicy,
+    });
 
     for (const definition of TABLE_DEFINITIONS) this.tables.set(definition.role, this.createTable(definition, removalPolicy));
     this.mainTable = this.tables.get('main')!;
@@ -631,6 +647,13 @@ export class Keysmith extends Construct {
     this.bindAuditKey(fn, this.auditKey);
     this.bindDigests(fn);
     this.eventBus.grantPutEventsTo(fn);
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+        resources: [this.auditAnchorQueue.queueArn],
+      }),
+    );
+    fn.addEnvironment('KEYSMITH_AUDIT_ANCHOR_QUEUE_URL', this.auditAnchorQueue.queueUrl);
     fn.addEnvironment('KEYSMITH_EVENT_BUS_NAME', this.eventBus.eventBusName);
     fn.addEnvironment('KEYSMITH_AUDIT_ANCHOR_SECONDS', String(anchorMinutes * 60));
     fn.addEventSource(

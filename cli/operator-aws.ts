@@ -3,10 +3,12 @@
  * operator's credentials, and the shared wiring. Imported only by those commands (the AWS SDK loads slowly).
  */
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { KMS, KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type AnchorQueue, DirectoryAnchorQueue, SqsAnchorQueue } from '#shared/audit/anchor-queue.ts';
 import { AuditAnchor, digestKeyFromPem, LocalDigestStore, S3DigestStore } from '#shared/audit/digests.ts';
 import { createAuditVerifier } from '#shared/audit/wiring.ts';
 import { bootstrapPlatformAdmin, DEFAULT_ADMIN_TENANT } from '#shared/bootstrap.ts';
@@ -196,6 +198,25 @@ export async function auditVerify(values: OptionValues, _positionals: string[], 
   }
 }
 
+/** The anchor run over the marks of `--anchor-queue-url`, `--anchor-dir` or the local stack's folder. */
+async function anchorQueueOf(values: OptionValues, ctx: Context, region: string | undefined, anchor: AuditAnchor) {
+  const queueUrl = stringOption(values, 'anchor-queue-url');
+  const directory = stringOption(values, 'anchor-dir');
+  if (queueUrl && directory) throw new UsageError('--anchor-queue-url and --anchor-dir exclude each other');
+  const local = ctx.local();
+  const beside = local.wrappingKeyFile ? join(dirname(local.wrappingKeyFile), 'audit-anchors') : undefined;
+  let queue: AnchorQueue;
+  if (queueUrl) {
+    const { SQSClient } = await import('@aws-sdk/client-sqs');
+    queue = new SqsAnchorQueue(new SQSClient(region ? { region } : {}), queueUrl);
+  } else if (directory ?? (beside && existsSync(beside))) queue = new DirectoryAnchorQueue((directory ?? beside) as string);
+  else
+    throw new UsageError(
+      "--anchor-queue-url is required without --tenant (the stack's AuditAnchorQueueUrl output; locally, run this where .keysmith/ is)",
+    );
+  return anchor.withQueue(queue).anchorPending();
+}
+
 /** `keysmith audit anchor`. */
 export async function auditAnchor(values: OptionValues, _positionals: string[], ctx: Context): Promise<number> {
   const tenant = stringOption(values, 'tenant') === undefined ? undefined : tenantOption(values);
@@ -212,7 +233,7 @@ export async function auditAnchor(values: OptionValues, _positionals: string[], 
       store,
       onTamper: (report) => ctx.err(terminalSafe(`Refused: ${report.reason} in tenant ${report.tenantId}`)),
     });
-    const outcomes = tenant ? [await anchor.anchor(tenant)] : await anchor.anchorPending();
+    const outcomes = tenant ? [await anchor.anchor(tenant)] : await anchorQueueOf(values, ctx, aws.region, anchor);
     if (values.json) printJson(ctx, { anchored: outcomes });
     else if (outcomes.length === 0) ctx.out('No tenant changed since its last digest.');
     else

@@ -21,6 +21,7 @@ const sealKeyFile = resolve(stateDir, 'seal-key');
 const tokenSigningKeyFile = resolve(stateDir, 'token-signing-key');
 const auditDigestKeyFile = resolve(stateDir, 'audit-digest-key');
 const auditDigestDir = resolve(stateDir, 'audit-digests');
+const auditAnchorDir = resolve(stateDir, 'audit-anchors');
 const eventsFile = resolve(stateDir, 'events.jsonl');
 const streamCheckpointFile = resolve(stateDir, 'audit-stream.json');
 
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
   // The audit chain's digests: signed with a key of their own (the KMS RSA key in AWS), kept in a folder (the bucket).
   process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE ??= ensureTokenSigningKey(auditDigestKeyFile);
   process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR ??= auditDigestDir;
+  process.env.KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR ??= auditAnchorDir;
   process.env.KEYSMITH_LOCAL_EVENTS_FILE ??= eventsFile;
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.POWERTOOLS_DEV ??= 'true';
@@ -117,11 +119,14 @@ async function main(): Promise<void> {
   else {
     // In memory, the last run's tables are gone: so is what their digests and events described.
     // Only Keysmith's own defaults are cleared, never a folder or file the variables point elsewhere.
-    for (const stale of [auditDigestDir, eventsFile, streamCheckpointFile])
+    for (const stale of [auditDigestDir, auditAnchorDir, eventsFile, streamCheckpointFile])
       if (
-        [process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR, process.env.KEYSMITH_LOCAL_EVENTS_FILE, streamCheckpointFile].includes(
-          stale,
-        )
+        [
+          process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR,
+          process.env.KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR,
+          process.env.KEYSMITH_LOCAL_EVENTS_FILE,
+          streamCheckpointFile,
+        ].includes(stale)
       )
         rmSync(stale, { recursive: true, force: true });
   }

@@ -44,6 +44,11 @@ export interface KeysmithConfig {
   auditDigests: AuditDigestConfig | undefined;
   /** Where change events go (contract §12): an EventBridge bus in AWS, a JSON Lines file on a laptop. */
   changeEvents: ChangeEventConfig | undefined;
+  /**
+   * Where the linker marks the tenants to anchor, outside the audit table: an SQS queue in AWS, a folder on a laptop.
+   * Only the audit function (and `keysmith audit anchor`) needs it.
+   */
+  auditAnchorQueue: AnchorQueueConfig | undefined;
   /** How often digests are written, in seconds (the schedule; verify's notion of "anchored late"). */
   auditAnchorSeconds: number;
   /** How long a committed record may stay unlinked before `audit verify` reports it, in seconds. */
@@ -85,6 +90,8 @@ export type AuditDigestConfig =
   | { kind: 'local'; keyFile: string; directory: string };
 
 export type ChangeEventConfig = { kind: 'eventbridge'; busName: string } | { kind: 'file'; file: string };
+
+export type AnchorQueueConfig = { kind: 'sqs'; queueUrl: string } | { kind: 'directory'; directory: string };
 
 type Env = Record<string, string | undefined>;
 
@@ -221,6 +228,10 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
   let changeEvents: ChangeEventConfig | undefined;
   if (env.KEYSMITH_EVENT_BUS_NAME) changeEvents = { kind: 'eventbridge', busName: env.KEYSMITH_EVENT_BUS_NAME };
   else if (env.KEYSMITH_LOCAL_EVENTS_FILE) changeEvents = { kind: 'file', file: env.KEYSMITH_LOCAL_EVENTS_FILE };
+  let auditAnchorQueue: AnchorQueueConfig | undefined;
+  if (env.KEYSMITH_AUDIT_ANCHOR_QUEUE_URL) auditAnchorQueue = { kind: 'sqs', queueUrl: env.KEYSMITH_AUDIT_ANCHOR_QUEUE_URL };
+  else if (env.KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR)
+    auditAnchorQueue = { kind: 'directory', directory: env.KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR };
   const auditAnchorSeconds = positiveInteger(env, 'KEYSMITH_AUDIT_ANCHOR_SECONDS', DEFAULTS.auditAnchorSeconds);
   const auditLinkBoundSeconds = positiveInteger(env, 'KEYSMITH_AUDIT_LINK_BOUND_SECONDS', DEFAULTS.auditLinkBoundSeconds);
   return {
@@ -239,6 +250,7 @@ export function loadConfig(env: Env = process.env): KeysmithConfig {
     auditRetentionDays: retention ? positiveInteger(env, 'KEYSMITH_AUDIT_RETENTION_DAYS', 0) : undefined,
     auditDigests,
     changeEvents,
+    auditAnchorQueue,
     auditAnchorSeconds,
     auditLinkBoundSeconds,
     tokenSigning,

@@ -12,7 +12,7 @@
  *                    seq, prevLink, link, linkedAt: its place in the tenant's hash chain)
  *   chain head       pk TENANT#{tenantId}  sk HEAD     (the linker's: last seq, link and its seal)
  *   last digest      pk TENANT#{tenantId}  sk DIGEST   (where the tenant's latest signed digest is, to chain the next)
- *   to anchor        pk ANCHORS            sk TENANT#{tenantId}   (a tenant linked since its last digest)
+ *   (the tenants linked since their last digest are marked outside the table: shared/audit/anchor-queue.ts)
  * usage table (pk, sk): when keys were last used (contract §11), written by the authorizer and the token endpoint,
  * which may write nothing else; never sealed and never audited, since nothing in it grants access:
  *   client usage     pk CLIENT#{clientId}  sk USAGE   key_{keyId}: ISO 8601 time the key was last used
@@ -78,7 +78,5 @@ export const keys = {
   auditEventSort: (occurredAt: string, eventId: string) => `EVENT#${occurredAt}#${eventId}`,
   auditHead: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'HEAD' }),
   auditLastDigest: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'DIGEST' }),
-  auditToAnchor: (tenantId: string) => ({ pk: 'ANCHORS', sk: `TENANT#${tenantId}` }),
-  auditAnchorsPartition: 'ANCHORS',
   usage: (clientId: string) => ({ pk: `CLIENT#${clientId}`, sk: 'USAGE' }),
 } as const;

@@ -28,6 +28,8 @@ declare module 'vitest' {
     auditDigestKeyFile: string;
     /** The change events the run's audit function appends (contract §12). */
     eventsFile: string;
+    /** Where the run's audit function marks the tenants to anchor (the local anchor queue). */
+    auditAnchorDir: string;
   }
 }
 
@@ -57,6 +59,8 @@ export default async function setup(project: TestProject) {
   const auditDigestDir = join(dir, 'audit-digests');
   mkdirSync(auditDigestDir);
   const eventsFile = join(dir, 'events.jsonl');
+  const auditAnchorDir = join(dir, 'audit-anchors');
+  project.provide('auditAnchorDir', auditAnchorDir);
   project.provide('auditDigestKeyFile', auditDigestKeyFile);
   project.provide('auditDigestDir', auditDigestDir);
   project.provide('eventsFile', eventsFile);
@@ -66,6 +70,7 @@ export default async function setup(project: TestProject) {
     KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE: auditDigestKeyFile,
     KEYSMITH_LOCAL_AUDIT_DIGEST_DIR: auditDigestDir,
     KEYSMITH_LOCAL_EVENTS_FILE: eventsFile,
+    KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR: auditAnchorDir,
   });
   return async () => {
     await pipeline.stop();

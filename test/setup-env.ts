@@ -17,6 +17,7 @@ Object.assign(process.env, {
   KEYSMITH_LOCAL_AUDIT_DIGEST_KEY_FILE: inject('auditDigestKeyFile'),
   KEYSMITH_LOCAL_AUDIT_DIGEST_DIR: inject('auditDigestDir'),
   KEYSMITH_LOCAL_EVENTS_FILE: inject('eventsFile'),
+  KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR: inject('auditAnchorDir'),
   KEYSMITH_ISSUER_BASE: 'http://keysmith.test',
   KEYSMITH_AUDIENCES: 'http://keysmith.test,https://api.example.test',
   POWERTOOLS_LOG_LEVEL: 'SILENT',

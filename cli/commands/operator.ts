@@ -196,9 +196,20 @@ export const auditAnchorCommand: Command = {
       value: 'FILE',
       description: 'a local digest signing key (PEM) instead of KMS (default locally: .keysmith/audit-digest-key)',
     },
+    'anchor-queue-url': {
+      type: 'string',
+      value: 'URL',
+      description: "the queue of tenants to anchor (the stack's AuditAnchorQueueUrl output; not needed with --tenant)",
+    },
+    'anchor-dir': {
+      type: 'string',
+      value: 'DIR',
+      description: 'a folder of tenants to anchor instead of the queue (default locally: .keysmith/audit-anchors)',
+    },
     ...AWS_OPTIONS,
   },
   notes:
+    'Without --tenant it takes the marks the audit function left in the anchor queue, like the schedule (needs sqs:ReceiveMessage and sqs:DeleteMessage).\n' +
     'Needs kms:Decrypt on the audit key (to check the head) and kms:Sign on the digest key. In AWS the audit function does this every 5 minutes; to run it now there:\n' +
     '  aws lambda invoke --function-name FUNCTION --payload \'{"keysmith":"anchor","tenantId":"acme"}\' --cli-binary-format raw-in-base64-out out.json',
   async run(values, positionals, ctx) {

@@ -21,13 +21,14 @@ import {
 import { cancellationReasons, type TransactWriteItem } from '../dynamodb.ts';
 import type { TamperListener } from '../store.ts';
 import { keys } from '../tables.ts';
+import type { AnchorQueue } from './anchor-queue.ts';
 import { type ChangeEvent, changeEventOf, type EventSink } from './events.ts';
 import { type AuditCipher, AuditIntegrityError, auditUnavailable, EVENT_SORT_KEY, keyUnavailable, openRecord } from './log.ts';
 
 /** The prevLink of a tenant's first record. */
 export const GENESIS_LINK = 'genesis';
 const HEAD_VERSION = 2;
-/** Records per transaction: each is one item, beside the head and the tenant's to-anchor marker (100 at most). */
+/** Records per transaction: each is one item, beside the head (100 at most; two to spare). */
 const RECORDS_PER_TRANSACTION = 98;
 const MAX_PLANS = 5;
 
@@ -166,9 +167,11 @@ export interface AuditLinkerOptions {
   onTamper: TamperListener;
   /** The clock. @default Date.now */
   now?: () => number;
+  /** Where the linker marks each tenant it links for the next scheduled digest (outside the audit table). */
+  anchorQueue: AnchorQueue;
   /**
    * Anchors a tenant right after linking it when this linker has not done so for `seconds`: a digest at least that
-   * often for a tenant that keeps changing, whatever happens to the to-anchor markers in the table.
+   * often for a tenant that keeps changing, without waiting for the schedule.
    */
   anchorInline?: { anchor: (tenantId: string) => Promise<unknown>; seconds: number };
 }
@@ -240,11 +243,22 @@ export class AuditLinker {
   private readonly now: () => number;
 
   private readonly anchorInline: AuditLinkerOptions['anchorInline'];
+  private readonly anchorQueue: AnchorQueue;
   /** When this linker last anchored each tenant (memory, not the table: nothing a table writer can move). */
   private readonly anchoredAt = new Map<string, number>();
 
-  constructor({ documentClient, tableName, cipher, events, onTamper, now = Date.now, anchorInline }: AuditLinkerOptions) {
+  constructor({
+    documentClient,
+    tableName,
+    cipher,
+    events,
+    onTamper,
+    now = Date.now,
+    anchorQueue,
+    anchorInline,
+  }: AuditLinkerOptions) {
     this.anchorInline = anchorInline;
+    this.anchorQueue = anchorQueue;
     this.db = documentClient;
     this.tableName = tableName;
     this.cipher = cipher;
@@ -408,10 +422,14 @@ export class AuditLinker {
   }
 
   /**
-   * Writes the links, the new head and the tenant's to-anchor marker, in transactions of up to 98 records. Each
-   * record is linked only if it is still unlinked and unchanged; the head only if no one moved it meanwhile.
+   * Marks the tenant for the next digest, then writes the links and the new head, in transactions of up to 98
+   * records. Each record is linked only if it is still unlinked and unchanged; the head only if no one moved it
+   * meanwhile. Marked first: a mark whose links then fail to commit costs the anchor one look at an unchanged head,
+   * while links committed without a mark would wait for the tenant's next change to be anchored.
    */
   private async commit(tenantId: string, head: ChainHead | undefined, planned: Planned[], linkedAt: string): Promise<void> {
+    const final = planned.at(-1);
+    if (final) await this.anchorQueue.mark(tenantId, final.seq);
     let previousSeq = head?.seq;
     for (let i = 0; i < planned.length; i += RECORDS_PER_TRANSACTION) {
       const chunk = planned.slice(i, i + RECORDS_PER_TRANSACTION);
@@ -481,16 +499,10 @@ export class AuditLinker {
             : { ConditionExpression: 'seq = :previous', ExpressionAttributeValues: { ':previous': previousSeq } }),
         },
       });
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: { ...keys.auditToAnchor(tenantId), type: 'auditToAnchor', tenantId, seq: newHead.seq },
-        },
-      });
       try {
         await this.db.send(new TransactWriteCommand({ TransactItems: items }));
       } catch (error) {
-        const invalid = (cancellationReasons(error) ?? []).findIndex((reason) => reason === 'ValidationError');
+        const invalid = (cancellationReasons(error) ?? []).indexOf('ValidationError');
         const record = invalid >= 0 ? chunk[invalid] : undefined;
         if (record?.item) throw new PoisonedRecordError(record.sk);
         throw error;

@@ -10,11 +10,12 @@ import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { type IssuerKey, issuerKey, type TokenSigner } from '../access-token.ts';
 import { TENANT_ID } from '../ids.ts';
 import type { TamperListener } from '../store.ts';
 import { keys } from '../tables.ts';
+import type { AnchorMark, AnchorQueue } from './anchor-queue.ts';
 import { readHead } from './chain.ts';
 import type { AuditCipher } from './log.ts';
 
@@ -224,7 +225,7 @@ export interface AnchorOutcome {
   /** The digest written, or why none was. */
   written?: { key: string; seq: number };
   skipped?: 'no_chain' | 'up_to_date' | 'head_invalid' | 'head_rolled_back';
-  /** Why anchoring this tenant failed (anchorPending goes on with the others; the marker stays for the next run). */
+  /** Why anchoring this tenant failed (anchorPending goes on with the others; the mark stays for the next run). */
   failed?: string;
 }
 
@@ -237,46 +238,56 @@ export interface AuditAnchorOptions {
   signer: TokenSigner;
   store: DigestStore;
   onTamper: TamperListener;
+  /** Where the linker marks the tenants to anchor; without it, only {@link AuditAnchor.anchor} of one tenant works. */
+  queue?: AnchorQueue;
   now?: () => number;
 }
 
+/** Tenants one scheduled run anchors at most (each costs an S3 list, get and put and a KMS Sign). */
+export const MAX_TENANTS_PER_RUN = 400;
+const ANCHOR_CONCURRENCY = 8;
+
 /** Writes the digests. */
 export class AuditAnchor {
-  private readonly options: Required<AuditAnchorOptions>;
+  private readonly options: Required<Omit<AuditAnchorOptions, 'queue'>> & Pick<AuditAnchorOptions, 'queue'>;
 
   constructor(options: AuditAnchorOptions) {
     this.options = { now: Date.now, ...options };
   }
 
-  /** Anchors every tenant the linker marked since its last digest (the scheduled run). */
-  async anchorPending(): Promise<AnchorOutcome[]> {
-    const { documentClient: db, tableName } = this.options;
+  /** The same anchor over another queue (the operator's `keysmith audit anchor`). */
+  withQueue(queue: AnchorQueue): AuditAnchor {
+    return new AuditAnchor({ ...this.options, queue });
+  }
+
+  /**
+   * Anchors the tenants the linker marked since their last digest (the scheduled run): at most `maxTenants`, eight at
+   * a time; each mark is acknowledged once its tenant is done, so one that fails stays for the next run (and after ten
+   * failed runs goes to the dead-letter queue in AWS). Marks beyond `maxTenants` wait for the next run.
+   */
+  async anchorPending(maxTenants = MAX_TENANTS_PER_RUN): Promise<AnchorOutcome[]> {
+    const queue = this.options.queue;
+    if (!queue) throw new TypeError('this anchor has no anchor queue: anchor one tenant, or configure the queue');
+    const marks = await queue.take(maxTenants);
     const outcomes: AnchorOutcome[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await db.send(
-        new QueryCommand({
-          TableName: tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': keys.auditAnchorsPartition },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        // The markers are in the table: only a well-formed tenant id names a chain (and a digest's path).
-        if (typeof item.tenantId !== 'string' || !TENANT_ID.test(item.tenantId) || item.sk !== `TENANT#${item.tenantId}`)
-          continue;
+    let next = 0;
+    const worker = async () => {
+      while (next < marks.length) {
+        const mark = marks[next++] as AnchorMark;
+        let outcome: AnchorOutcome;
         try {
-          outcomes.push(await this.anchor(item.tenantId));
+          outcome = await this.anchor(mark.tenantId);
         } catch (error) {
-          // One tenant's failure (S3, KMS, a marker edited in the table) does not hold back the others.
-          outcomes.push({ tenantId: item.tenantId, failed: `${(error as Error).name}: ${(error as Error).message}` });
+          // One tenant's failure (S3, KMS, DynamoDB) does not hold back the others; its mark stays.
+          outcomes.push({ tenantId: mark.tenantId, failed: `${(error as Error).name}: ${(error as Error).message}` });
+          continue;
         }
+        outcomes.push(outcome);
+        await mark.done();
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return outcomes;
+    };
+    await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, marks.length) }, worker));
+    return outcomes.sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
   }
 
   /**
@@ -315,27 +326,9 @@ export class AuditAnchor {
       const key = digestKey(tenantId, head.seq, createdAt);
       await store.put(key, Buffer.from(`${signingInput}.${signature.toString('base64url')}`));
       await db.send(new PutCommand({ TableName: tableName, Item: { ...keys.auditLastDigest(tenantId), key, seq: head.seq } }));
-      await this.clearMarker(tenantId, head.seq);
       return { tenantId, written: { key, seq: head.seq } };
     }
-    await this.clearMarker(tenantId, head.seq);
     return { tenantId, skipped: 'up_to_date' };
-  }
-
-  /** Removes the to-anchor marker unless the linker moved the chain past `seq` meanwhile. */
-  private async clearMarker(tenantId: string, seq: number): Promise<void> {
-    try {
-      await this.options.documentClient.send(
-        new DeleteCommand({
-          TableName: this.options.tableName,
-          Key: keys.auditToAnchor(tenantId),
-          ConditionExpression: 'attribute_not_exists(pk) OR seq <= :seq',
-          ExpressionAttributeValues: { ':seq': seq },
-        }),
-      );
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-    }
   }
 
   /**

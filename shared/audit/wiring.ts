@@ -6,11 +6,13 @@ import { readFileSync } from 'node:fs';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import type { TokenSigner } from '../access-token.ts';
 import { ConfigError, type KeysmithConfig, requireTable } from '../config.ts';
 import { createDocumentClient } from '../dynamodb.ts';
 import { KmsTokenSigner, LocalTokenSigner } from '../token-signers.ts';
 import { createAuditRecordCipher, logTamper, type WiringOptions } from '../wiring.ts';
+import { type AnchorQueue, DirectoryAnchorQueue, SqsAnchorQueue } from './anchor-queue.ts';
 import { AuditLinker } from './chain.ts';
 import { AuditAnchor, type DigestKeys, type DigestStore, LocalDigestStore, S3DigestStore } from './digests.ts';
 import { EventBridgeSink, type EventSink, FileEventSink } from './events.ts';
@@ -24,6 +26,16 @@ export function createEventSink(config: KeysmithConfig, eventBridge?: EventBridg
   return target.kind === 'eventbridge'
     ? new EventBridgeSink(eventBridge ?? new EventBridgeClient({}), target.busName)
     : new FileEventSink(target.file);
+}
+
+/** Where tenants to anchor are marked (contract-silent, review finding F2): SQS in AWS, a folder locally. */
+export function createAnchorQueue(config: KeysmithConfig, sqs?: SQSClient): AnchorQueue {
+  const target = config.auditAnchorQueue;
+  if (!target)
+    throw new ConfigError('KEYSMITH_AUDIT_ANCHOR_QUEUE_URL (in AWS) or KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR (locally) is required');
+  return target.kind === 'sqs'
+    ? new SqsAnchorQueue(sqs ?? new SQSClient({}), target.queueUrl)
+    : new DirectoryAnchorQueue(target.directory);
 }
 
 /** Reads a PEM file named by a variable, with the variable in the error. */
@@ -59,14 +71,15 @@ export function createDigestParts(
 /** The audit function's parts: the linker (records into chains, events out) and the anchor (digests). */
 export function createAuditPipeline(
   config: KeysmithConfig,
-  options: WiringOptions & { s3?: S3Client; eventBridge?: EventBridgeClient } = {},
+  options: WiringOptions & { s3?: S3Client; eventBridge?: EventBridgeClient; anchorQueue?: AnchorQueue } = {},
 ): { linker: AuditLinker; anchor: AuditAnchor } {
   const documentClient = options.documentClient ?? createDocumentClient();
   const tableName = requireTable(config, 'audit');
   const cipher = createAuditRecordCipher(config, options);
   const onTamper = options.onTamper ?? logTamper;
   const { store, signer } = createDigestParts(config, options);
-  const anchor = new AuditAnchor({ documentClient, tableName, cipher, signer, store, onTamper });
+  const queue = options.anchorQueue ?? createAnchorQueue(config);
+  const anchor = new AuditAnchor({ documentClient, tableName, cipher, signer, store, onTamper, queue });
   return {
     linker: new AuditLinker({
       documentClient,
@@ -74,6 +87,7 @@ export function createAuditPipeline(
       cipher,
       events: createEventSink(config, options.eventBridge),
       onTamper,
+      anchorQueue: queue,
       anchorInline: { anchor: (tenantId) => anchor.anchor(tenantId), seconds: config.auditAnchorSeconds },
     }),
     anchor,

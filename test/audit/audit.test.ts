@@ -8,7 +8,7 @@ import { loadConfig } from '#shared/config.ts';
 import { createDocumentClient } from '#shared/dynamodb.ts';
 import { randomBase62 } from '#shared/ids.ts';
 import { newTenant, type TestApp, useTestApp } from '../support/app.ts';
-import { createOwnAuditTable, SYSTEM, testService, waitLinked } from '../support/audit.ts';
+import { createOwnAuditTable, memoryAnchorQueue, SYSTEM, testService, waitLinked } from '../support/audit.ts';
 import { FAKE_KEY_ARN, type FakeKms, fakeKms } from '../support/kms.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 
@@ -286,6 +286,7 @@ describe('KMS (through the Encryption SDK’s KMS keyring)', () => {
   async function link(tenant: string, cacheDisabled = false): Promise<ChangeEvent[]> {
     const published: ChangeEvent[] = [];
     const linker = new AuditLinker({
+      anchorQueue: memoryAnchorQueue(),
       documentClient: db,
       tableName: kmsTable,
       cipher: kmsCipher(cacheDisabled),

@@ -3,9 +3,9 @@
  * digests signed outside the table, and what a table writer's edits look like through them — with the audit key,
  * and with only the digests' public key (an auditor without kms:Decrypt).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { AuditLinker, linkDigest } from '#shared/audit/chain.ts';
 import { AuditAnchor } from '#shared/audit/digests.ts';
@@ -20,8 +20,10 @@ import {
   auditRecords,
   clientsView,
   createOwnAuditTable,
+  memoryAnchorQueue,
   SYSTEM,
   testAnchor,
+  testAnchorQueue,
   testDigests,
   testService,
   testVerifier,
@@ -387,6 +389,7 @@ describe('what a table writer does before the linker reads a record', () => {
   const ownVerifier = testVerifier({ tableName: own, digests: undefined });
   const reports: { reason: string; eventId?: string }[] = [];
   const linker = new AuditLinker({
+    anchorQueue: memoryAnchorQueue(),
     documentClient: db,
     tableName: own,
     cipher: createAuditRecordCipher(config),
@@ -402,6 +405,7 @@ describe('what a table writer does before the linker reads a record', () => {
     let clock = Date.now();
     const anchored: string[] = [];
     const inline = new AuditLinker({
+      anchorQueue: memoryAnchorQueue(),
       documentClient: db,
       tableName: own,
       cipher: createAuditRecordCipher(config),
@@ -487,10 +491,12 @@ describe('what a table writer does before the linker reads a record', () => {
 });
 
 describe('the anchor', () => {
-  it('skips markers naming no well-formed tenant, and one tenant failing does not hold back the others', async () => {
+  it('skips marks naming no well-formed tenant, and one tenant failing does not hold back the others', async () => {
     const { tenant: failing } = await chain(1);
     const { tenant: fine } = await chain(1);
-    await put({ pk: 'ANCHORS', sk: 'TENANT#../../escape', tenantId: '../../escape', seq: 1 });
+    const queue = testAnchorQueue();
+    writeFileSync(join(queue.location, 'Not.A.Tenant'), '1');
+    writeFileSync(join(queue.location, 'junk-content'), 'garbage');
     const { store } = testDigests();
     const anchor = new AuditAnchor({
       documentClient: db,
@@ -504,16 +510,34 @@ describe('the anchor', () => {
         put: (key, body) => (key.includes(`/${failing}/`) ? Promise.reject(new Error('S3 is down')) : store.put(key, body)),
       },
       onTamper: () => {},
+      queue,
     });
     const outcomes = await anchor.anchorPending();
-    expect(outcomes.map((outcome) => outcome.tenantId)).not.toContain('../../escape');
+    expect(outcomes.map((outcome) => outcome.tenantId)).not.toContain('Not.A.Tenant');
+    expect(outcomes.map((outcome) => outcome.tenantId)).not.toContain('junk-content');
     expect(outcomes.find((outcome) => outcome.tenantId === failing)).toMatchObject({ failed: 'Error: S3 is down' });
     expect(outcomes.find((outcome) => outcome.tenantId === fine)?.written).toMatchObject({ seq: 1 });
-    // The failed tenant stays marked: the next run anchors it.
+    // The failed tenant stays marked: the next run anchors it. The anchored one is no longer marked.
+    const taken = (await queue.take(10_000)).map((mark) => mark.tenantId);
+    expect(taken).toContain(failing);
+    expect(taken).not.toContain(fine);
     expect((await testAnchor().anchorPending()).find((outcome) => outcome.tenantId === failing)?.written).toMatchObject({
       seq: 1,
     });
-    await remove({ pk: 'ANCHORS', sk: 'TENANT#../../escape' });
+    rmSync(join(queue.location, 'Not.A.Tenant'), { force: true });
+  });
+
+  it('finds the tenants to anchor outside the audit table: deleting every item a table writer can see hides none', async () => {
+    const { tenant } = await chain(2);
+    // Nothing in the audit table says "anchor me": the mark is in the anchor queue, which a table writer cannot reach.
+    const { Items = [] } = await db.send(
+      new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': 'ANCHORS' } }),
+    );
+    expect(Items).toEqual([]);
+    expect((await testAnchorQueue().take(10_000)).find((mark) => mark.tenantId === tenant)).toMatchObject({ seq: 2 });
+    const outcomes = await testAnchor().anchorPending();
+    expect(outcomes.find((outcome) => outcome.tenantId === tenant)?.written).toMatchObject({ seq: 2 });
+    expect((await testAnchorQueue().take(10_000)).map((mark) => mark.tenantId)).not.toContain(tenant);
   });
 });
 

@@ -409,7 +409,7 @@ describe('the audit pipeline (issue 12)', () => {
     expect(properties).toMatchObject({ MemorySize: 512, Timeout: 60, Runtime: 'nodejs24.x', Architectures: ['arm64'] });
   });
 
-  it('lets the audit function call exactly the audit-table actions its code uses, and delete to-anchor markers only', () => {
+  it('lets the audit function call exactly the audit-table actions its code uses, and never delete anything there', () => {
     const statements = auditStatements();
     const table = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.auditTable)));
     expect(table).toEqual([
@@ -418,13 +418,20 @@ describe('the audit pipeline (issue 12)', () => {
         Effect: 'Allow',
         Resource: arnOf(keysmith.auditTable),
       },
-      {
-        Action: 'dynamodb:DeleteItem',
-        Effect: 'Allow',
-        Resource: arnOf(keysmith.auditTable),
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['ANCHORS'] } },
-      },
     ]);
+    expect(statements.flatMap(actions)).not.toContain('dynamodb:DeleteItem');
+    // The tenants to anchor are marked in a queue of the audit function's own, outside the table (review finding F2).
+    const queue = statements.filter((s) => contains(resourcesOf(s), arnOf(keysmith.auditAnchorQueue)));
+    expect(queue.flatMap(actions).sort()).toEqual(['sqs:DeleteMessage', 'sqs:ReceiveMessage', 'sqs:SendMessage']);
+    expect(environment('audit').KEYSMITH_AUDIT_ANCHOR_QUEUE_URL).toEqual(ref(keysmith.auditAnchorQueue));
+    for (const name of ['authorizer', 'management', 'discovery', 'token'] as const)
+      expect(contains(roleStatements(name), arnOf(keysmith.auditAnchorQueue))).toBe(false);
+    const properties = resources[logicalId(keysmith.auditAnchorQueue)]!.Properties;
+    expect(properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: arnOf(keysmith.auditDeadLetterQueue),
+      maxReceiveCount: 10,
+    });
+    expect(properties.SqsManagedSseEnabled).toBe(true);
     // The stream: what the event source mapping reads with, on the stream only.
     const stream = statements.filter((s) => contains(resourcesOf(s), streamArn()));
     expect(stream.flatMap(actions).sort()).toEqual([

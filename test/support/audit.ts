@@ -7,6 +7,7 @@ import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { inject } from 'vitest';
 import { createTableInput } from '#local/dynamodb-local.ts';
+import { type AnchorQueue, DirectoryAnchorQueue } from '#shared/audit/anchor-queue.ts';
 import { AuditAnchor, digestKeyFromPem, LocalDigestStore } from '#shared/audit/digests.ts';
 import { AuditLog } from '#shared/audit/log.ts';
 import { AuditVerifier, type AuditVerifierOptions } from '#shared/audit/verify.ts';
@@ -36,7 +37,30 @@ export function testAnchor(onTamper: (report: unknown) => void = () => {}): Audi
     signer: LocalTokenSigner.fromPem(readFileSync(inject('auditDigestKeyFile'), 'utf8')),
     store: testDigests().store,
     onTamper,
+    queue: testAnchorQueue(),
   });
+}
+
+/** The run's anchor queue: the folder where the run's audit function marks the tenants it links. */
+export const testAnchorQueue = (): DirectoryAnchorQueue => new DirectoryAnchorQueue(inject('auditAnchorDir'));
+
+/** An anchor queue in memory, for linkers of a test's own audit table: what they mark is kept in `marks`. */
+export function memoryAnchorQueue(): AnchorQueue & { marks: Map<string, number> } {
+  const marks = new Map<string, number>();
+  return {
+    location: 'memory',
+    marks,
+    async mark(tenantId, seq) {
+      marks.set(tenantId, Math.max(seq, marks.get(tenantId) ?? 0));
+    },
+    async take(max) {
+      return [...marks].slice(0, max).map(([tenantId, seq]) => ({
+        tenantId,
+        seq,
+        done: async () => void (marks.get(tenantId) === seq && marks.delete(tenantId)),
+      }));
+    },
+  };
 }
 
 /** `audit verify` over the run's audit table: with the audit key and the digests unless told otherwise. */
