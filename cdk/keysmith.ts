@@ -231,7 +231,12 @@ const TABLE_ACCESS = {
   },
   // The authorizer and the token endpoint record key uses (shared/usage.ts): one UpdateItem on the usage table, which
   // holds nothing that grants access; they write no other table.
-  usageRecorder: { actions: ['dynamodb:UpdateItem'], indexes: false },
+  // Confined by IAM to client usage items and their `key_*` attributes (review of #13).
+  usageRecorder: {
+    actions: [],
+    indexes: false,
+    partitionWrites: { actions: ['dynamodb:UpdateItem'], leadingKeys: ['CLIENT#*'], attributePatterns: ['pk', 'sk', 'key_*'] },
+  },
   // The management API reads uses for its views, and removes a deleted client's item in its deletion transaction.
   usageReader: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'], indexes: false },
   // The linker and the anchor (shared/audit/chain.ts, digests.ts): heads and pointers read (Get), records read again
@@ -252,6 +257,8 @@ interface TableGrant {
     readonly actions: readonly string[];
     readonly leadingKeys: readonly string[];
     readonly attributes?: readonly string[];
+    /** Attribute names as `StringLike` patterns (`key_*`). */
+    readonly attributePatterns?: readonly string[];
   };
 }
 
@@ -752,7 +759,7 @@ export class Keysmith extends Construct {
     if (!table || !definition) throw new Error(`Keysmith: no ${role} table`);
     const { actions, indexes, partitionWrites }: TableGrant = TABLE_ACCESS[access];
     const indexArns = indexes ? definition.globalIndexes.map((index) => `${table.tableArn}/index/${index.name}`) : [];
-    fn.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
+    if (actions.length > 0) fn.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
     if (indexArns.length > 0) fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
     // Writes confined by partition key: the token function writes jti records only (never a client or key), the audit
     // function deletes to-anchor markers only (never a record).
@@ -762,7 +769,10 @@ export class Keysmith extends Construct {
           actions: [...partitionWrites.actions],
           resources: [table.tableArn],
           conditions: {
-            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...partitionWrites.leadingKeys] },
+            'ForAllValues:StringLike': {
+              'dynamodb:LeadingKeys': [...partitionWrites.leadingKeys],
+              ...(partitionWrites.attributePatterns ? { 'dynamodb:Attributes': [...partitionWrites.attributePatterns] } : {}),
+            },
             // Nor an index attribute: a jti record can never show up among a tenant's clients or the admins.
             ...(partitionWrites.attributes
               ? { 'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...partitionWrites.attributes] } }

@@ -270,8 +270,10 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
     case 'updateClient': {
       const clientId = param(request, 'clientId');
       const body = parseInput(updateClientBody, parseBody(request, true), 'body');
+      // Read before the change: a usage table that fails answers 503 with nothing changed, never after a commit.
+      const usage = await need(deps.usage, 'usage').forClient(clientId);
       const client = await need(deps.service, 'service').updateClient(actor, tenantId, clientId, body, meta);
-      return json(200, clientView(client, issuerBase, await need(deps.usage, 'usage').forClient(clientId)));
+      return json(200, clientView(client, issuerBase, usage));
     }
     case 'deleteClient':
       await need(deps.service, 'service').deleteClient(actor, tenantId, param(request, 'clientId'), meta);

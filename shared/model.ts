@@ -68,6 +68,12 @@ export function isKeyActive(key: AccessKey, nowMs: number): boolean {
   return key.status === 'active' && (key.expiresAt === undefined || Date.parse(key.expiresAt) > nowMs);
 }
 
+/**
+ * Keys in a grace period a client may have at once. They do not count toward the 5-key limit (contract §10), but they
+ * verify: without a bound of their own, repeated rolls would keep dozens of working keys per client for 30 days.
+ */
+export const MAX_ROLLING_KEYS = 5;
+
 /** The grace period of a roll (contract §10), in seconds: when none is given, and the longest. */
 export const ROLL_GRACE_SECONDS = { default: 86_400, max: 2_592_000 } as const;
 
@@ -83,9 +89,12 @@ export function keyStatus(key: AccessKey, nowMs: number): KeyViewStatus {
   return key.rolledAt === undefined ? 'active' : 'rolling';
 }
 
-/** Whether a client can manage every tenant right now: enabled, holding the platform-admin scope, with a key that can sign. */
+/**
+ * Whether a client can manage every tenant right now: enabled, holding the platform-admin scope, with a key that can
+ * sign and is not in a grace period (a rolled key runs out by itself: it does not keep anyone able to manage Keysmith).
+ */
 export function isEffectivePlatformAdmin({ client, keys }: ClientWithKeys, nowMs: number): boolean {
-  return client.enabled && client.scopes.includes(PLATFORM_ADMIN_SCOPE) && keys.some((key) => isKeyActive(key, nowMs));
+  return client.enabled && client.scopes.includes(PLATFORM_ADMIN_SCOPE) && keys.some((key) => countsTowardKeyLimit(key, nowMs));
 }
 
 /** The identity the authorizer hands to the protected API (contract §4). */

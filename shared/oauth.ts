@@ -304,6 +304,10 @@ export class TokenIssuer {
     }
 
     const iat = Math.floor(this.now() / 1000);
+    // Never past the key's own end (its expiry, or a rolled key's grace end): nothing revokes an access token.
+    const keyEnd = stored.expiresAt ? Math.floor(Date.parse(stored.expiresAt) / 1000) : Number.POSITIVE_INFINITY;
+    const exp = Math.min(iat + this.options.accessTokenSeconds, keyEnd);
+    if (exp <= iat) return fail(new TokenRejectedError('unknown_key'));
     const { kid } = await this.options.signer.key();
     let signingInput: string;
     try {
@@ -317,7 +321,7 @@ export class TokenIssuer {
         tenant_id: found.client.tenantId,
         key_id: decoded.keyId,
         iat,
-        exp: iat + this.options.accessTokenSeconds,
+        exp,
         jti: randomUUID(),
       });
     } catch (error) {
@@ -338,6 +342,6 @@ export class TokenIssuer {
     } catch {
       // The use goes unrecorded; the token stands.
     }
-    return { access_token, token_type: 'Bearer', expires_in: this.options.accessTokenSeconds, scope: scopes.join(' ') };
+    return { access_token, token_type: 'Bearer', expires_in: exp - iat, scope: scopes.join(' ') };
   }
 }

@@ -121,7 +121,8 @@ export const rollKeyBody = z.strictObject({
       description: `How long the old key keeps working, in seconds (0 to ${ROLL_GRACE_SECONDS.max}; ${ROLL_GRACE_SECONDS.default} when absent), never past its own expiry.`,
     }),
   algorithm: createKeyBody.shape.algorithm.meta({
-    description: 'The new key’s algorithm; the old key’s when absent (ignored for your own public key, which names it).',
+    description:
+      'The new key’s algorithm; the old key’s when absent. With your own `publicKey` it follows from the key (a different one is 400 `algorithm_mismatch`).',
   }),
 });
 export type RollKeyBody = z.infer<typeof rollKeyBody>;

@@ -20,6 +20,7 @@ import {
   isEffectivePlatformAdmin,
   isKeyActive,
   keyStatus,
+  MAX_ROLLING_KEYS,
   type PublicJwk,
   ROLL_GRACE_SECONDS,
   type ServiceClient,
@@ -346,12 +347,14 @@ export class KeysmithService {
       if (!rolled) throw keyNotFound(clientId, keyId);
       const nowMs = this.now();
       assertRollable(rolled, nowMs);
-      // The rolled key no longer counts toward the limit of active keys, so the new one always fits there.
-      assertRoomForKey(
-        clientId,
-        keys.filter((k) => k.keyId !== keyId),
-        nowMs,
-      );
+      // The rolled key no longer counts toward the limit of active keys, so the new one always fits there; it stays
+      // stored, and joins the keys in a grace period.
+      assertRoomForKey(clientId, keys, nowMs, keyId);
+      if (keys.filter((k) => keyStatus(k, nowMs) === 'rolling').length >= MAX_ROLLING_KEYS)
+        throw new ConflictError(
+          'key_limit_reached',
+          `Client ${clientId} already has ${MAX_ROLLING_KEYS} keys in a grace period; revoke one of them, or wait for its grace period to end.`,
+        );
       const now = new Date(nowMs).toISOString();
       const next: ServiceClient = { ...client, updatedAt: now, version: client.version + 1 };
       const key = newKey(clientId, tenantId, material, now, body.expiresAt, next.version);
@@ -501,14 +504,17 @@ function created(key: AccessKey, material: KeyMaterial): CreatedKey {
   };
 }
 
-/** Refuses a key beyond the limits: stored keys (bounded reads and deletes) and keys counting as active (contract §5). */
-function assertRoomForKey(clientId: string, keys: readonly AccessKey[], nowMs: number): void {
+/**
+ * Refuses a key beyond the limits: stored keys (bounded reads and deletes) and keys counting as active (contract §5),
+ * the key being rolled (`rolling`) not among the latter.
+ */
+function assertRoomForKey(clientId: string, keys: readonly AccessKey[], nowMs: number, rolling?: string): void {
   if (keys.length >= MAX_STORED_KEYS)
     throw new ConflictError(
       'key_limit_reached',
       `Client ${clientId} has ${keys.length} stored keys; revoked and expired keys are removed 30 days later. Create a new client, or wait.`,
     );
-  if (keys.filter((k) => countsTowardKeyLimit(k, nowMs)).length >= MAX_ACTIVE_KEYS)
+  if (keys.filter((k) => k.keyId !== rolling && countsTowardKeyLimit(k, nowMs)).length >= MAX_ACTIVE_KEYS)
     throw new ConflictError(
       'key_limit_reached',
       `Client ${clientId} already has ${MAX_ACTIVE_KEYS} active keys; revoke or roll one before adding another.`,

@@ -33,6 +33,8 @@ export interface UsageRecorderOptions {
 const RETRY_AFTER_FAILURE_MS = 10_000;
 
 const CONDITION_FAILED = 'ConditionalCheckFailedException';
+/** Clocks of two machines may disagree by this much. */
+const FUTURE_SKEW_MS = 60_000;
 
 /** Records key uses: {@link record} never throws and never waits. */
 export class UsageRecorder {
@@ -88,10 +90,13 @@ export class UsageRecorder {
           TableName: this.tableName,
           Key: keys.usage(clientId),
           UpdateExpression: 'SET #used = :at',
-          // Only forward: a container whose clock or write is behind another's never moves the time back.
-          ConditionExpression: 'attribute_not_exists(#used) OR #used < :at',
+          // Only forward: a container whose clock or write is behind another's never moves the time back. What is not
+          // a time that could be true (another type, a date in the future, any string sorting after it) is replaced,
+          // so a value written around Keysmith cannot freeze a key's lastUsedAt.
+          ConditionExpression:
+            'attribute_not_exists(#used) OR NOT attribute_type(#used, :string) OR #used < :at OR #used > :future',
           ExpressionAttributeNames: { '#used': usageAttribute(keyId) },
-          ExpressionAttributeValues: { ':at': iso },
+          ExpressionAttributeValues: { ':at': iso, ':string': 'S', ':future': new Date(at + FUTURE_SKEW_MS).toISOString() },
         }),
       );
     } catch (error) {
@@ -116,8 +121,6 @@ const NO_USAGE: ClientUsage = { keys: new Map(), lastUsedAt: undefined };
 
 /** A recorded time is trusted as a time only: ISO 8601 UTC as the recorder writes it, and not in the future. */
 const RECORDED_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-/** Clocks of two machines may disagree by this much. */
-const FUTURE_SKEW_MS = 60_000;
 
 function toUsage(item: Record<string, unknown> | undefined, nowMs: number): ClientUsage {
   if (!item) return NO_USAGE;

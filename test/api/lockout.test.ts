@@ -67,6 +67,32 @@ describe('the last platform admin cannot be locked out', () => {
     await service.deleteClient(a.actor, 'platform', keyless.clientId);
   });
 
+  it('does not count a key in its grace period: the last admin cannot roll its key and then revoke the new one', async () => {
+    // Tables of this test's own: the admin made here is surely the only one.
+    const own = randomBase62(8).toLowerCase();
+    const ownConfig = {
+      ...config,
+      tables: { main: `lockout-roll-main-${own}`, audit: `lockout-roll-audit-${own}`, usage: `lockout-roll-usage-${own}` },
+    };
+    const client = localClient(process.env.AWS_ENDPOINT_URL_DYNAMODB as string);
+    await createTables(client, ownConfig.tables);
+    client.destroy();
+    const ownService = createManagement(ownConfig).service;
+    const admin = await bootstrapPlatformAdmin(ownService, { tenantId: 'platform', name: 'only' });
+    const actor: Actor = {
+      type: 'client',
+      clientId: admin.client.clientId,
+      tenantId: 'platform',
+      keyId: admin.keyId,
+      scopes: [PLATFORM_ADMIN_SCOPE, ADMIN_SCOPE],
+    };
+    const next = await ownService.rollKey(actor, 'platform', admin.client.clientId, admin.keyId, { gracePeriodSeconds: 3600 });
+    await expect(ownService.revokeKey(actor, 'platform', admin.client.clientId, next.key.keyId)).rejects.toMatchObject(lastAdmin);
+    // Rolling the new key again is fine: another key that counts takes its place.
+    const third = await ownService.rollKey(actor, 'platform', admin.client.clientId, next.key.keyId, { gracePeriodSeconds: 0 });
+    expect(third.key.status).toBe('active');
+  });
+
   it('with a second platform admin either may go, but not both: of two concurrent attempts exactly one wins', async () => {
     // In two tenants, so that their audit chains do not serialize the two changes: only the guard's check does.
     const first = await platformAdmin('first');

@@ -207,6 +207,51 @@ describe('rolling a key', () => {
     expect(await listKeys(tenant, client.clientId)).toEqual([expect.objectContaining({ keyId: key.keyId, status: 'active' })]);
   });
 
+  it('bounds what rolling can pile up: at most 5 keys in a grace period, and never past 90 stored keys', async () => {
+    const tenant = newTenant();
+    const client = await app.createClient(tenant);
+    let keyId = (await app.createKey(tenant, client.clientId)).keyId;
+    for (let i = 0; i < 5; i++) {
+      const rolled = await app.call('POST', rollPath(tenant, client.clientId, keyId), { token: app.adminToken });
+      expect(rolled.status).toBe(201);
+      keyId = rolled.body.keyId;
+    }
+    const sixth = await app.call('POST', rollPath(tenant, client.clientId, keyId), { token: app.adminToken });
+    expect(sixth.status).toBe(409);
+    expect(sixth.body.code).toBe('key_limit_reached');
+    expect(sixth.body.detail).toMatch(/5 keys in a grace period/);
+
+    // Rolled with no grace, keys expire at once and stay stored (30 days): the 90th stored key is the last.
+    const other = await app.createClient(tenant);
+    keyId = (await app.createKey(tenant, other.clientId)).keyId;
+    for (let stored = 1; stored < 90; stored++) {
+      const rolled = await app.call('POST', rollPath(tenant, other.clientId, keyId), {
+        token: app.adminToken,
+        body: { gracePeriodSeconds: 0 },
+      });
+      expect(rolled.status, `roll ${stored}`).toBe(201);
+      keyId = rolled.body.keyId;
+    }
+    const beyond = await app.call('POST', rollPath(tenant, other.clientId, keyId), {
+      token: app.adminToken,
+      body: { gracePeriodSeconds: 0 },
+    });
+    expect(beyond.status).toBe(409);
+    expect(beyond.body.detail).toMatch(/90 stored keys/);
+    const all: unknown[] = [];
+    for (let cursor: string | undefined, first = true; first || cursor; first = false) {
+      const page = await app.call('GET', `${keysPath(tenant, other.clientId)}?limit=100${cursor ? `&cursor=${cursor}` : ''}`, {
+        token: app.adminToken,
+      });
+      all.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    }
+    expect(all).toHaveLength(90);
+    expect((await app.call('DELETE', `/v1/tenants/${tenant}/clients/${other.clientId}`, { token: app.adminToken })).status).toBe(
+      204,
+    );
+  });
+
   it('lets exactly one of several concurrent rolls of a key win', async () => {
     const tenant = newTenant();
     const client = await app.createClient(tenant);

@@ -160,6 +160,26 @@ describe('last used, from a warm authorizer', () => {
     expect((await stored())?.[usageAttribute(keyId)]).toBe(new Date(clock.ms + 60_000).toISOString());
   });
 
+  it('replaces what is not a plausible time, so junk written around Keysmith cannot freeze a key’s last use', async () => {
+    const keyId = firstKeyId(client);
+    for (const poison of ['9999-12-31T23:59:59.999Z', 'zzzz', 42]) {
+      await db.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: keys.usage(client.clientId),
+          UpdateExpression: 'SET #a = :a',
+          ExpressionAttributeNames: { '#a': usageAttribute(keyId) },
+          ExpressionAttributeValues: { ':a': poison },
+        }),
+      );
+      clock.advance(WINDOW_SECONDS * 1000);
+      expect((await authorizer.authorize(token())).allow).toBe(true);
+      await recorder.flush();
+      expect((await stored())?.[usageAttribute(keyId)], String(poison)).toBe(new Date(clock.ms).toISOString());
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('reads only times: junk and future values an attacker wrote to the usage table are ignored', async () => {
     const keyId = firstKeyId(client);
     await db.send(

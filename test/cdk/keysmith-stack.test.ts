@@ -175,7 +175,11 @@ describe('least privilege', () => {
       if (name === 'authorizer') {
         expect(writes.flatMap(actions)).toEqual(['dynamodb:UpdateItem']);
         expect(writes.flatMap(resourcesOf)).toEqual([arnOf(keysmith.usageTable)]);
-        expect(writes.every((s) => s.Effect === 'Allow' && s.Condition === undefined)).toBe(true);
+        // Confined to client usage items and their key_* attributes.
+        for (const s of writes)
+          expect(s.Condition).toEqual({
+            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CLIENT#*'], 'dynamodb:Attributes': ['pk', 'sk', 'key_*'] },
+          });
       } else expect(writes).toEqual([]);
       // Writing through DynamoDB to its own table needs the table key's encrypt side, through DynamoDB only.
       const tableKeyWrites = name === 'authorizer' ? ['kms:Encrypt', 'kms:GenerateDataKey'] : [];
@@ -340,7 +344,14 @@ describe('the token issuer (contract §9)', () => {
         },
       },
       // Key uses (contract §11), in a table of their own.
-      { Action: 'dynamodb:UpdateItem', Effect: 'Allow', Resource: arnOf(keysmith.usageTable) },
+      {
+        Action: 'dynamodb:UpdateItem',
+        Effect: 'Allow',
+        Resource: arnOf(keysmith.usageTable),
+        Condition: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CLIENT#*'], 'dynamodb:Attributes': ['pk', 'sk', 'key_*'] },
+        },
+      },
     ]);
     const all = statements.flatMap(actions);
     expect(all).not.toContain('kms:GenerateMac');

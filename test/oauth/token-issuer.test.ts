@@ -3,7 +3,7 @@
  * error, single-use jti under concurrency, and a key revoked or client disabled a moment ago getting no token.
  */
 import { generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { decodeJwt, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAccessKey } from '#shared/access-key.ts';
 import { AccessTokenVerifier } from '#shared/access-token.ts';
@@ -121,6 +121,20 @@ describe('the token endpoint', () => {
       const jwt = await assertion(other, { claims: { iss: `${ISSUER_BASE}/v1/clients/${other.clientId}`, aud: [ISSUER_BASE] } });
       expect(await request(clientCredentials(jwt)), algorithm).toMatchObject({ scope: 'a' });
     }
+  });
+
+  it('never issues an access token that outlives its key: a rolled key’s grace end caps exp (security review of #13)', async () => {
+    const who = await caller();
+    const rolled = await app.call('POST', `/v1/tenants/${who.tenantId}/clients/${who.clientId}/access-keys/${who.keyId}/roll`, {
+      token: app.adminToken,
+      body: { gracePeriodSeconds: 100 },
+    });
+    expect(rolled.status).toBe(201);
+    const granted = (await request(clientCredentials(await assertion(who)))) as { access_token: string; expires_in: number };
+    expect(granted.expires_in).toBeGreaterThan(90);
+    expect(granted.expires_in).toBeLessThanOrEqual(100);
+    const claims = decodeJwt(granted.access_token);
+    expect((claims.exp as number) - (claims.iat as number)).toBe(granted.expires_in);
   });
 
   it('refuses every assertion attack with invalid_client (client_credentials) or invalid_grant (jwt-bearer)', async () => {
