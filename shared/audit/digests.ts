@@ -324,7 +324,13 @@ export class AuditAnchor {
       const signingInput = `${encode({ alg: 'RS256', typ: DIGEST_TYPE, kid })}.${encode(payload)}`;
       const signature = await signer.sign(Buffer.from(signingInput));
       const key = digestKey(tenantId, head.seq, createdAt);
-      await store.put(key, Buffer.from(`${signingInput}.${signature.toString('base64url')}`));
+      try {
+        await store.put(key, Buffer.from(`${signingInput}.${signature.toString('base64url')}`));
+      } catch (error) {
+        // Another anchor wrote this seq in the same millisecond: the head is anchored, by it.
+        if (error instanceof DigestExistsError) return { tenantId, skipped: 'up_to_date' };
+        throw error;
+      }
       await db.send(new PutCommand({ TableName: tableName, Item: { ...keys.auditLastDigest(tenantId), key, seq: head.seq } }));
       return { tenantId, written: { key, seq: head.seq } };
     }

@@ -432,8 +432,10 @@ export class AuditVerifier {
       const digest = openDigest(key, body, trusted);
       if (digest.payload.tenantId !== tenantId) throw new DigestInvalidError(`${key} is not a digest of tenant ${tenantId}`);
       const { previous } = digest.payload;
-      if (list.length > 0) {
-        // Two anchors racing may both chain to the same predecessor: any earlier digest, by hash, of no later seq.
+      // Two anchors racing (the schedule, the linker's own, `keysmith audit anchor`) may both chain to the same
+      // predecessor: any earlier digest, by hash, of no later seq; or, for a tenant's first digests, to none at all.
+      const racingFirst = !previous && list.every((earlier) => earlier.payload.previous === null);
+      if (list.length > 0 && !racingFirst) {
         const before = previous ? byKey.get(previous.key) : undefined;
         if (!previous || !before || sha256(before.body) !== previous.sha256 || before.payload.seq > digest.payload.seq)
           throw new DigestInvalidError(`${key} does not chain to an earlier digest: a digest was removed or replaced`);

@@ -527,6 +527,14 @@ describe('the anchor', () => {
     rmSync(join(queue.location, 'Not.A.Tenant'), { force: true });
   });
 
+  it('accepts a tenant’s first digests written by anchors racing each other (the schedule, the linker, the CLI)', async () => {
+    const { tenant } = await chain(3);
+    const outcomes = await Promise.all([testAnchor().anchor(tenant), testAnchor().anchor(tenant), testAnchor().anchor(tenant)]);
+    expect(outcomes.filter((outcome) => outcome.written).length).toBeGreaterThanOrEqual(1);
+    expect(await testVerifier().verify(tenant)).toMatchObject({ ok: true, records: 3 });
+    expect(await testVerifier({ withoutKey: true }).verify(tenant)).toMatchObject({ ok: true });
+  });
+
   it('finds the tenants to anchor outside the audit table: deleting every item a table writer can see hides none', async () => {
     const { tenant } = await chain(2);
     // Nothing in the audit table says "anchor me": the mark is in the anchor queue, which a table writer cannot reach.
