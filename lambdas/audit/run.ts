@@ -64,7 +64,7 @@ export function auditHandler(pipeline: ReturnType<typeof createAuditPipeline>, m
       const failed = anchored.filter((a) => a.failed);
       logger.info('audit chains anchored', { tenants: anchored.length, written: anchored.filter((a) => a.written).length });
       for (const { tenantId, failed: reason } of failed) logger.error('anchoring a tenant failed', { tenantId, reason });
-      // Failing the invocation makes the Errors alarm see it; the markers stay, so the next run tries again.
+      // Failing the invocation makes the Errors alarm see it; the failed tenants' marks stay queued for the next run.
       if (failed.length > 0) throw new Error(`anchoring failed for ${failed.length} of ${anchored.length} tenants`);
       return { anchored };
     }

@@ -38,6 +38,9 @@ const isMark = (value: unknown): value is { tenantId: string; seq: number } =>
   Number.isSafeInteger((value as { seq?: unknown }).seq) &&
   (value as { seq: number }).seq > 0;
 
+/** Receive calls of one {@link SqsAnchorQueue.take}, 10 messages each. */
+const MAX_RECEIVE_ROUNDS = 200;
+
 /** SQS: a standard queue, one message per mark; duplicates are folded per tenant when taken. */
 export class SqsAnchorQueue implements AnchorQueue {
   readonly location: string;
@@ -58,8 +61,9 @@ export class SqsAnchorQueue implements AnchorQueue {
   async take(maxTenants: number): Promise<AnchorMark[]> {
     const byTenant = new Map<string, { seq: number; receipts: string[] }>();
     const junk: string[] = [];
-    // Until the queue answers empty, or enough tenants (their duplicates too) are in hand.
-    for (let round = 0; round < 1000 && byTenant.size < maxTenants; round++) {
+    // Until the queue answers empty, or enough tenants (their duplicates too) are in hand, or 2,000 messages were read:
+    // a run stays well inside the function's timeout however many marks one busy tenant left; the rest wait.
+    for (let round = 0; round < MAX_RECEIVE_ROUNDS && byTenant.size < maxTenants; round++) {
       const { Messages = [] } = await this.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: this.queueUrl,
