@@ -217,3 +217,10 @@ export interface OpenIdConfiguration {
 export interface Jwks {
   keys: PublishedJwk[];
 }
+
+/** The service client an access key belongs to (no secret in it). */
+export interface ClientIdentity {
+  clientId: string;
+  keyId: string;
+  tenantId: string;
+}

@@ -20,6 +20,7 @@ export {
   type KeysmithAdminOptions,
   type KeysmithAdminTokenProvider,
 } from './admin.ts';
+export { AdminClient, type TokenSource } from './admin-client.ts';
 export type {
   AccessKey,
   Algorithm,

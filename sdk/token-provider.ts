@@ -5,6 +5,7 @@
  */
 import { type ParsedAccessKey, parseAccessKey } from '#shared/access-key.ts';
 import { requestAccessToken } from './access-token.ts';
+import type { ClientIdentity } from './admin-types.ts';
 import { DEFAULT_LIFETIME_SECONDS, type MintedToken, signToken } from './token.ts';
 
 /** Options of {@link TokenProvider}. */
@@ -39,12 +40,7 @@ export interface TokenProviderOptions {
   now?: () => number;
 }
 
-/** What the provider knows about a service client, from its access key (no secret in it). */
-export interface ClientIdentity {
-  clientId: string;
-  keyId: string;
-  tenantId: string;
-}
+export type { ClientIdentity } from './admin-types.ts';
 
 /**
  * Hands out client tokens (contract §3), signing a new one only when the cached one is near expiry.

@@ -1,11 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-/** Formats of the identifiers of contract §1. */
-export const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-export const CLIENT_ID = /^sc_[0-9A-Za-z]{22}$/;
-export const KEY_ID = /^[0-9A-Za-z]{8,16}$/;
-/** An RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
-export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+export { CLIENT_ID, KEY_ID, SCOPE_TOKEN, TENANT_ID } from './formats.ts';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 

@@ -116,3 +116,14 @@ export const ADMIN_SCOPE = 'keysmith:admin';
 export const PLATFORM_ADMIN_SCOPE = 'keysmith:platform-admin';
 export const RESERVED_SCOPE_PREFIX = 'keysmith:';
 export const KNOWN_PRIVILEGED_SCOPES: readonly string[] = [ADMIN_SCOPE, PLATFORM_ADMIN_SCOPE];
+
+/** What happened, as audit records name it (contract §6). */
+export const AUDIT_ACTIONS = [
+  'client.created',
+  'client.updated',
+  'client.deleted',
+  'access_key.created',
+  'access_key.revoked',
+  'access_key.rolled',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -25,21 +25,13 @@ import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb
 import type { TransactWriteItem } from '../dynamodb.ts';
 import { accessDenied, InvalidRequestError, ServiceUnavailableError } from '../errors.ts';
 import { newEventId } from '../ids.ts';
-import type { Actor } from '../model.ts';
+import type { Actor, AuditAction } from '../model.ts';
 import { AUDIT_ENCRYPTION_PURPOSE } from '../names.ts';
 import type { Page } from '../store.ts';
 import { keys } from '../tables.ts';
 
-/** What happened, as audit records name it. */
-export const AUDIT_ACTIONS = [
-  'client.created',
-  'client.updated',
-  'client.deleted',
-  'access_key.created',
-  'access_key.revoked',
-  'access_key.rolled',
-] as const;
-export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+/** What happened, as audit records name it (defined with the other nouns, in model.ts). */
+export { AUDIT_ACTIONS, type AuditAction } from '../model.ts';
 
 /** What a change tells the audit log about itself. Never put a private key or token here. */
 export interface AuditEventInput {

@@ -12,6 +12,7 @@ describe('the SDK', () => {
         'sdk/fetch.ts',
         'sdk/verifier.ts',
         'sdk/admin.ts',
+        'sdk/admin-client.ts',
         'sdk/admin-types.ts',
         'sdk/errors.ts',
       ],
