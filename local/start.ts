@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, loadLocalConfig } from '#shared/config.ts';
 import { LocalTokenSigner } from '#shared/token-signers.ts';
+import { buildConsole } from '../console/build.ts';
 import { type AuditPipeline, startAuditPipeline } from './audit-pipeline.ts';
 import { createTables, type DynamoDbLocal, LOCAL_AWS, localClient, startDynamoDbLocal } from './dynamodb-local.ts';
 
@@ -24,6 +25,7 @@ const auditDigestDir = resolve(stateDir, 'audit-digests');
 const auditAnchorDir = resolve(stateDir, 'audit-anchors');
 const eventsFile = resolve(stateDir, 'events.jsonl');
 const streamCheckpointFile = resolve(stateDir, 'audit-stream.json');
+const consoleDir = resolve(stateDir, 'console');
 
 function portInUse(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -134,6 +136,15 @@ async function main(): Promise<void> {
   // Kept from an earlier run (KEYSMITH_DATA_DIR): owner-only again, as every other file in .keysmith/.
   if (process.env.KEYSMITH_LOCAL_AUDIT_DIGEST_DIR === auditDigestDir) chmodSync(auditDigestDir, 0o700);
   for (const file of [eventsFile, streamCheckpointFile]) if (existsSync(file)) chmodSync(file, 0o600);
+  // The console, built from console/src as the package build builds it for the discovery function.
+  if (!process.env.KEYSMITH_CONSOLE_DIR) {
+    const built = await buildConsole(consoleDir);
+    // Nothing in it is secret, but everything in .keysmith/ is owner-only.
+    chmodSync(consoleDir, 0o700);
+    for (const file of built.files) chmodSync(resolve(consoleDir, file), 0o600);
+    process.env.KEYSMITH_CONSOLE_DIR = consoleDir;
+    console.log(`Built the console (${(built.gzipBytes / 1024).toFixed(0)} KiB gzipped).`);
+  }
   console.log(`Starting DynamoDB Local (${dataDir ? `data in ${dataDir}` : 'in memory'})...`);
   const dynamodb: DynamoDbLocal = await startDynamoDbLocal(dataDir ? { dataDir } : {});
   let stopping = false;
@@ -214,6 +225,8 @@ Its access key (a secret: shown once, also saved in .keysmith/local.json, mode 0
   ${admin.accessKey}
 
 Try it:
+  In a browser: ${baseUrl}/console/  (sign in with the access key above; it never leaves the tab)
+
   ADMIN_TOKEN=$(npx keysmith token --access-key "$(node -p "require('./.keysmith/local.json').adminAccessKey")" --issuer-base ${config.issuerBase} --audience ${audience})
   curl -s ${baseUrl}/v1/whoami -H "Authorization: Bearer $ADMIN_TOKEN"
 

@@ -1,6 +1,7 @@
 /**
  * Bundles every Lambda handler of KEYSMITH_FUNCTIONS (lambdas/<name>/handler.ts) for Lambda's nodejs24.x: ESM, minified, with
- * source maps, the AWS SDK included (Lambda runs the versions the lockfile pins and the tests ran).
+ * source maps, the AWS SDK included (Lambda runs the versions the lockfile pins and the tests ran); the discovery
+ * function gets the console (console/build.ts) beside its bundle.
  * `npm run build:lambdas` writes them where cdk/lambda-code.ts finds them; the package build copies them.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,10 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { KEYSMITH_FUNCTIONS, LAMBDA_ENTRY_FILE, lambdaCodeDirectory } from '../cdk/lambda-code.ts';
+import { buildConsole } from '../console/build.ts';
+
+/** Where the discovery function finds the console it serves: beside its bundle. */
+export const CONSOLE_FOLDER = 'console';
 
 /** Lambda's Node major, for esbuild's syntax target. */
 export const LAMBDA_NODE_TARGET = 'node24';
@@ -50,6 +55,10 @@ export async function buildLambdas(
         writeFileSync(file.path, file.contents);
       }
       const expected = new Set(result.outputFiles.map((file) => basename(file.path)));
+      if (name === 'discovery') {
+        await buildConsole(join(directory, CONSOLE_FOLDER));
+        expected.add(CONSOLE_FOLDER);
+      }
       for (const stale of readdirSync(directory)) if (!expected.has(stale)) rmSync(join(directory, stale), { recursive: true });
       sizes[name] = result.outputFiles.find((file) => file.path.endsWith(LAMBDA_ENTRY_FILE))?.contents.byteLength ?? 0;
     }),

@@ -8,6 +8,7 @@ import { assertTenantAdmin } from './admins.ts';
 import type { AuditLog, ListedAuditEvent } from './audit/log.ts';
 import { identityContext } from './authorizer.ts';
 import type { KeysmithConfig } from './config.ts';
+import { type ConsoleFiles, consoleResponse } from './console.ts';
 import {
   accessDenied,
   InvalidRequestError,
@@ -97,13 +98,18 @@ export interface ApiDependencies {
   usage?: Pick<UsageReader, 'forClient' | 'forClients'>;
   /** The token endpoint (the token function). */
   tokenIssuer?: TokenIssuer;
+  /** The built console, and the audience of its tokens (the discovery function). */
+  console?: { files: () => ConsoleFiles | undefined; audience: string };
   /** Called with failures that become a 5xx, for logging: the error thrown and what it was reported as. */
   onServerError?: (error: unknown, request: ApiRequest, reported: KeysmithError | undefined) => void;
 }
 
 interface Result {
   status: number;
+  /** JSON to send. */
   body?: unknown;
+  /** Or text to send as it is (the console), its content type among `headers`. */
+  text?: string;
   headers?: Record<string, string>;
 }
 
@@ -367,6 +373,16 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
         'cache-control': `public, max-age=${ISSUER_DOCUMENT_SECONDS}`,
       });
     }
+    case 'console':
+    case 'consoleAsset': {
+      const served = deps.console;
+      const asset = route.id === 'consoleAsset' ? param(request, 'asset') : undefined;
+      const { status, headers, body } = consoleResponse(served?.files(), asset, {
+        issuerBase,
+        audience: served?.audience ?? issuerBase,
+      });
+      return { status, headers, text: body };
+    }
     case 'token':
       // Served by handleApiRequest, whose errors there are RFC 6749's, not problem+json.
       throw new Error('the token route is not dispatched');
@@ -470,6 +486,7 @@ export async function handleApiRequest(request: ApiRequest, deps: ApiDependencie
   try {
     const result = await dispatch(request, deps);
     const headers: Record<string, string> = { 'cache-control': 'no-store', ...result.headers };
+    if (result.text !== undefined) return { statusCode: result.status, headers, body: result.text };
     if (result.body === undefined) return { statusCode: result.status, headers, body: '' };
     return {
       statusCode: result.status,

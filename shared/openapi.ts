@@ -127,6 +127,7 @@ const TAGS = {
   Discovery: 'Each client’s OpenID configuration and JWKS, public so that any verifier can read them.',
   OAuth:
     'Keysmith as an OAuth 2.0 token issuer (contract §9): its metadata, its token-signing keys, and its token endpoint, whose errors are RFC 6749 JSON.',
+  Console: 'The web console: a page and its assets, served with a strict Content-Security-Policy. Not an API to call.',
 } as const;
 type Tag = keyof typeof TAGS;
 
@@ -177,7 +178,14 @@ interface OperationSpec {
   body?: { schema: RequestBody; required: boolean; mediaType?: 'application/x-www-form-urlencoded' };
   /** Errors in RFC 6749 §5.2 JSON, by status, instead of problem+json (the token endpoint). */
   oauthErrors?: Partial<Record<400 | 401 | 500 | 503, string>>;
-  success: { status: 200 | 201 | 204; description: string; body?: ResponseBody; headers?: Record<string, OpenApiHeader> };
+  success: {
+    status: 200 | 201 | 204;
+    description: string;
+    body?: ResponseBody;
+    /** Or a text body of one of these media types (the console's page and assets). */
+    text?: readonly string[];
+    headers?: Record<string, OpenApiHeader>;
+  };
   /** Error statuses of this route besides {@link COMMON_ERRORS} and those of its auth ({@link AUTH_ERRORS}). */
   errors: readonly ErrorStatus[];
 }
@@ -347,6 +355,21 @@ export const OPERATIONS: Record<RouteId, OperationSpec> = {
       503: 'A dependency is unavailable (`temporarily_unavailable`); retry with a new assertion.',
     },
   },
+  console: {
+    summary: 'The console',
+    description:
+      'The web console’s page (also at `/console/`). Signing in, it imports an admin’s access key into the browser, which signs a short-lived client token for each call; the key is never sent.',
+    tag: 'Console',
+    success: { status: 200, description: 'The page.', text: ['text/html'] },
+    errors: [404],
+  },
+  consoleAsset: {
+    summary: 'A console asset',
+    description: 'A script or style sheet of the console, named by its content’s hash and cacheable for a year.',
+    tag: 'Console',
+    success: { status: 200, description: 'The file.', text: ['text/javascript', 'text/css'] },
+    errors: [404],
+  },
   openapi: {
     summary: 'This document',
     description: 'The OpenAPI 3.1 document of this API.',
@@ -417,6 +440,9 @@ function operation(route: Route): OpenApiOperation {
       description: success.description,
       ...(success.headers ? { headers: success.headers } : {}),
       ...(success.body ? { content: { 'application/json': { schema: ref(success.body) } } } : {}),
+      ...(success.text
+        ? { content: Object.fromEntries(success.text.map((type) => [type, { schema: { type: 'string' } }])) }
+        : {}),
     },
   };
   const oauthErrors = Object.entries(spec.oauthErrors ?? {});

@@ -37,7 +37,9 @@ export type RouteId =
   | 'issuerMetadata'
   | 'authorizationServerMetadata'
   | 'issuerJwks'
-  | 'token';
+  | 'token'
+  | 'console'
+  | 'consoleAsset';
 
 const CLIENTS = '/v1/tenants/{tenantId}/clients';
 const CLIENT = `${CLIENTS}/{clientId}`;
@@ -45,6 +47,8 @@ const KEYS = `${CLIENT}/access-keys`;
 const DISCOVERY = '/v1/clients/{clientId}/.well-known/openid-configuration';
 /** The token endpoint, under the issuer base (contract §9). */
 export const TOKEN_ENDPOINT_PATH = '/v1/oauth/token';
+/** The console's page (`/console/` too: a trailing slash is ignored, as API Gateway ignores it). */
+export const CONSOLE_PATH = '/console';
 
 export const ROUTES: readonly Route[] = [
   { id: 'health', method: 'GET', path: '/v1/health', function: 'discovery', auth: 'none' },
@@ -75,6 +79,9 @@ export const ROUTES: readonly Route[] = [
   { id: 'issuerJwks', method: 'GET', path: '/.well-known/jwks.json', function: 'discovery', auth: 'none' },
   // Its own function: the only one that signs (kms:Sign) and the only writer of jti records.
   { id: 'token', method: 'POST', path: TOKEN_ENDPOINT_PATH, function: 'token', auth: 'none' },
+  // The console (console/): a page and its hashed assets, public; what it does, it does with the signed-in admin's tokens.
+  { id: 'console', method: 'GET', path: CONSOLE_PATH, function: 'discovery', auth: 'none' },
+  { id: 'consoleAsset', method: 'GET', path: `${CONSOLE_PATH}/{asset}`, function: 'discovery', auth: 'none' },
 ];
 
 /** The route API Gateway matched, by its resource path and method. */
@@ -93,6 +100,8 @@ export function matchPath(
   path: string,
 ): { route: Route; pathParameters: Record<string, string> } | { allow: string[] } | undefined {
   const allow: string[] = [];
+  // As API Gateway routes: `/console/` is `/console`.
+  if (path.length > 1) path = path.replace(/\/+$/, '');
   for (const { route, pattern } of compiled) {
     const match = pattern.exec(path);
     if (!match) continue;

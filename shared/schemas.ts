@@ -160,6 +160,10 @@ export const pathParameters = {
     .string()
     .regex(KEY_ID, 'keyId is 8 to 16 letters and digits')
     .meta({ description: 'The access key: 8 to 16 letters and digits.' }),
+  asset: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'asset is a file name of the console')
+    .meta({ description: 'A file of the console, as its page names it (`app-<hash>.js`, `app-<hash>.css`).' }),
 } as const;
 
 /** Field names from the input (unknown fields, record keys) in a message: control characters as `\\uXXXX`. */

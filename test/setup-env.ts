@@ -1,4 +1,5 @@
 /** Points every test file at the run's DynamoDB Local, the way `npm start` points the handlers at it. */
+import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 
 const tables = inject('tables');
@@ -18,6 +19,8 @@ Object.assign(process.env, {
   KEYSMITH_LOCAL_AUDIT_DIGEST_DIR: inject('auditDigestDir'),
   KEYSMITH_LOCAL_EVENTS_FILE: inject('eventsFile'),
   KEYSMITH_LOCAL_AUDIT_ANCHOR_DIR: inject('auditAnchorDir'),
+  // Built by the global setup (buildLambdas), where the discovery function's bundle finds it in AWS.
+  KEYSMITH_CONSOLE_DIR: fileURLToPath(new URL('../dist/lambda/discovery/console', import.meta.url)),
   KEYSMITH_ISSUER_BASE: 'http://keysmith.test',
   KEYSMITH_AUDIENCES: 'http://keysmith.test,https://api.example.test',
   POWERTOOLS_LOG_LEVEL: 'SILENT',

@@ -192,7 +192,8 @@ async function call(request: GatewayRequest & { token?: string }) {
     ...rest,
     headers: { ...rest.headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) },
   });
-  const json = response.body ? JSON.parse(response.body) : undefined;
+  const text = !/json/.test(response.headers['content-type'] ?? 'application/json');
+  const json = response.body && !text ? JSON.parse(response.body) : undefined;
   // What to show when a status is not the expected one: the functions' outcomes and the end of their logs.
   const steps = [response.trace.authorizer, response.trace.integration].flatMap((step, index) =>
     step ? [{ step: index === 0 ? 'authorizer' : 'integration', outcome: step.outcome }] : [],
@@ -423,6 +424,26 @@ describe('the KMS stand-in', () => {
     clientsToClose.push(created);
     return created;
   };
+
+  it("serves the console from the discovery function's staged asset, through the template's public methods", async () => {
+    const page = await call({ method: 'GET', path: '/console' });
+    expect(page.statusCode, page.why).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.trace.authorizer).toBeUndefined();
+    // The deployment's own settings, and assets under its stage's path.
+    expect(page.body).toContain(`<meta name="keysmith-issuer-base" content="${issuerBase}" />`);
+    const stagePath = new URL(issuerBase).pathname.replace(/\/$/, '');
+    const assets = [...page.body.matchAll(/(?:src|href)="([^"]+\/console\/app-\w+\.(?:js|css))"/g)].map((m) => m[1] as string);
+    expect(assets).toHaveLength(2);
+    for (const asset of assets) {
+      expect(asset.startsWith(`${stagePath}/console/`)).toBe(true);
+      const file = await call({ method: 'GET', path: asset.slice(stagePath.length) });
+      expect(file.statusCode, file.why).toBe(200);
+      expect(file.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+      expect(file.body.length).toBeGreaterThan(1000);
+    }
+  });
 
   it('binds the encryption context into the ciphertext and names the key in it, as KMS does', async () => {
     const kmsClient = client();

@@ -248,13 +248,18 @@ app.synth();
     // authorizer, management, discovery, token, audit
     expect(functions).toHaveLength(5);
     const assets = JSON.parse(readFileSync(join(dir, 'cdk.out', 'Keysmith.assets.json'), 'utf8')).files;
-    for (const fn of functions) {
+    const staged = functions.map((fn) => {
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
       const hash = String(fn.Properties.Code.S3Key).replace(/\.zip$/, '');
-      const asset = join(dir, 'cdk.out', assets[hash].source.path);
       // The prebuilt bundle, staged as cdk deploy would upload it.
-      expect(readdirSync(asset).sort()).toEqual(['index.mjs', 'index.mjs.map']);
-    }
+      return join(dir, 'cdk.out', assets[hash].source.path);
+    });
+    const listings = staged.map((asset) => readdirSync(asset).sort().join(' ')).sort();
+    // The discovery function's asset carries the console it serves: its page, script and style sheet.
+    expect(listings).toEqual(['console index.mjs index.mjs.map', ...Array(4).fill('index.mjs index.mjs.map')]);
+    const withConsole = staged.find((asset) => readdirSync(asset).includes('console')) as string;
+    const consoleFiles = readdirSync(join(withConsole, 'console')).map((name) => name.replace(/^app-\w+\./, 'app-<hash>.'));
+    expect(consoleFiles.sort()).toEqual(['app-<hash>.css', 'app-<hash>.js', 'index.html']);
     expect(Object.keys(keysmith.Outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'AuthorizerFunctionArn']));
     const invoices = Object.values<any>(template('Invoices').Resources);
     const restAuthorizer = invoices.find((r) => r.Type === 'AWS::ApiGateway::Authorizer');

@@ -70,9 +70,11 @@ export async function startTestApp(): Promise<TestApp> {
     (await mintToken(accessKey, { issuerBase: ISSUER_BASE, audience: AUDIENCE, ...options })).token;
   const adminToken = await token(admin.accessKey);
 
-  /** The body as JSON, once the response is found to match the OpenAPI document. */
+  /** The body as JSON (text when it is not JSON), once the response is found to match the OpenAPI document. */
   function checked(method: string, response: Response, text: string): any {
-    const parsed = text ? JSON.parse(text) : undefined;
+    // JSON is parsed; the console's page and assets are text.
+    const json = /json/.test(response.headers.get('content-type') ?? 'application/json');
+    const parsed = text ? (json ? JSON.parse(text) : text) : undefined;
     // The path as fetch sent it (`..` and `.` segments resolved), which is the one the server routed.
     const sent = new URL(response.url).pathname;
     assertMatchesOpenApi(method, sent, response.status, response.headers.get('content-type'), parsed, response.headers);
