@@ -19,6 +19,7 @@ import {
 const PROBLEM_HEADERS = {
   'Content-Type': "'application/problem+json'",
   'Cache-Control': "'no-store'",
+  'X-Content-Type-Options': "'nosniff'",
 };
 
 /** The same body and status the local server sends for this error. */

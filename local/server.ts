@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { MAX_BODY_BYTES, oauthErrorResponse, problemResponse } from '#shared/api.ts';
+import { CONSOLE_HEADERS, isConsolePath } from '#shared/console.ts';
 import {
+  InvalidRequestError,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -62,6 +64,16 @@ function send(response: ServerResponse, result: APIGatewayProxyResult): void {
   response.end(result.body);
 }
 
+/** The request's URL; undefined when its target is no path (`//`, say, which `new URL` reads as a host). */
+function requestUrl(target: string | undefined): URL | undefined {
+  if (target === undefined || !target.startsWith('/')) return undefined;
+  try {
+    return new URL(`http://localhost${target}`);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Options of {@link createLocalServer}. */
 export interface LocalServerOptions {
   /** Called once per request with a one-line summary (never headers or bodies). */
@@ -83,8 +95,7 @@ export async function createLocalServer({ onRequest }: LocalServerOptions = {}):
   };
   const authorize = authorizer.handler as AuthorizerHandler;
 
-  async function serve(request: IncomingMessage): Promise<APIGatewayProxyResult> {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+  async function serve(request: IncomingMessage, url: URL): Promise<APIGatewayProxyResult> {
     const method = request.method ?? 'GET';
     const matched = matchPath(method, url.pathname);
     if (!matched) throw new NotFoundError('route_not_found', `No route ${method} ${url.pathname}.`);
@@ -165,12 +176,14 @@ export async function createLocalServer({ onRequest }: LocalServerOptions = {}):
 
   return createServer((request, response) => {
     const started = performance.now();
-    serve(request)
-      .catch((error: unknown) => problemResponse(error))
+    const url = requestUrl(request.url);
+    (url ? serve(request, url) : Promise.reject(new InvalidRequestError('The request target is not a path.')))
+      // The console's pages are answered with its headers even when no route matches.
+      .catch((error: unknown) => problemResponse(error, url && isConsolePath(url.pathname) ? CONSOLE_HEADERS : {}))
       .then((result) => {
         send(response, result);
         onRequest?.(
-          `${request.method} ${new URL(request.url ?? '/', 'http://localhost').pathname} ${result.statusCode} ${Math.round(performance.now() - started)}ms`,
+          `${request.method} ${url?.pathname ?? '(not a path)'} ${result.statusCode} ${Math.round(performance.now() - started)}ms`,
         );
       });
   });

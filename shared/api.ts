@@ -8,7 +8,7 @@ import { assertTenantAdmin } from './admins.ts';
 import type { AuditLog, ListedAuditEvent } from './audit/log.ts';
 import { identityContext } from './authorizer.ts';
 import type { KeysmithConfig } from './config.ts';
-import { type ConsoleFiles, consoleResponse } from './console.ts';
+import { CONSOLE_HEADERS, type ConsoleFiles, consoleResponse, isConsoleRoute } from './console.ts';
 import {
   accessDenied,
   InvalidRequestError,
@@ -116,9 +116,14 @@ interface Result {
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Result => ({ status, body, headers });
 
 /** The problem+json response for an error, with headers such as Allow where they belong. */
-export function problemResponse(error: unknown): ApiResponse {
+export function problemResponse(error: unknown, extraHeaders: Readonly<Record<string, string>> = {}): ApiResponse {
   const problem: Problem = toProblem(error);
-  const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
+  const headers: Record<string, string> = {
+    ...extraHeaders,
+    'content-type': 'application/problem+json',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  };
   if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(', ');
   return { statusCode: problem.status, headers, body: JSON.stringify(problem satisfies ProblemBody) };
 }
@@ -247,8 +252,9 @@ async function dispatch(request: ApiRequest, deps: ApiDependencies): Promise<Res
   const meta = { requestId: request.requestId, sourceIp: request.sourceIp };
   const issuerBase = deps.config.issuerBase;
   const now = Date.now();
-  // Routes without query parameters of their own refuse any, like every other unknown input.
-  if (!ROUTES_WITH_QUERY.has(route.id)) parseInput(emptyQuery, request.query, 'query');
+  // Routes without query parameters of their own refuse any, like every other unknown input; the console's pages
+  // ignore them (a link with tracking parameters still opens the console).
+  if (!ROUTES_WITH_QUERY.has(route.id) && !isConsoleRoute(route.id)) parseInput(emptyQuery, request.query, 'query');
 
   switch (route.id) {
     case 'health':
@@ -497,6 +503,6 @@ export async function handleApiRequest(request: ApiRequest, deps: ApiDependencie
     const mapped = error instanceof KeysmithError ? error : (unavailable(error) ?? error);
     const reported = mapped instanceof KeysmithError ? mapped : undefined;
     if (!reported || reported.status >= 500) deps.onServerError?.(error, request, reported);
-    return problemResponse(mapped);
+    return problemResponse(mapped, isConsoleRoute(request.route.id) ? CONSOLE_HEADERS : {});
   }
 }

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { NotFoundError } from './errors.ts';
+import { CONSOLE_PATH, type RouteId } from './routes.ts';
 
 /** The page's template: `{{name}}` holes for the settings, filled per request. */
 export const CONSOLE_INDEX = 'index.html';
@@ -32,6 +33,9 @@ export const CONSOLE_CSP = [
   "base-uri 'none'",
   "form-action 'none'",
   "frame-ancestors 'none'",
+  // Defence in depth: no string ever becomes HTML or script through a DOM sink (innerHTML, eval and the like).
+  "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
 ].join('; ');
 
 /** Headers of every console response. */
@@ -44,6 +48,12 @@ export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
   'cross-origin-resource-policy': 'same-origin',
   'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=()',
 };
+
+/** The console's routes: their errors carry {@link CONSOLE_HEADERS} too, and they ignore query strings. */
+export const isConsoleRoute = (id: RouteId): boolean => id === 'console' || id === 'consoleAsset';
+
+/** A path at or under the console's (for answers no route gives, such as the local server's 404 and 405). */
+export const isConsolePath = (path: string): boolean => path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
 
 export interface ConsoleFiles {
   /** The page template. */

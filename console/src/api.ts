@@ -33,31 +33,49 @@ export interface Session {
   platformAdmin: boolean;
 }
 
+/**
+ * The scopes the console's tokens may name, most privileged first: the first set the key's client holds is the
+ * session's. A token names a subset of its client's scopes or is refused (contract §3), so a refusal here says only
+ * "not this set"; the unscoped whoami after them all tells a key Keysmith refuses from a client that is no admin.
+ */
+const ADMIN_SCOPE_SETS: readonly string[] = [`${PLATFORM_ADMIN_SCOPE} ${ADMIN_SCOPE}`, ADMIN_SCOPE, PLATFORM_ADMIN_SCOPE];
+
 /** Imports the key, asks the API who it is, and refuses a key that is not an admin's. Errors are for people. */
 export async function signIn(accessKey: string, settings: ConsoleSettings): Promise<Session> {
   const key = await importAccessKey(accessKey);
-  const api = new AdminClient(
-    // A page served over plain http has already crossed the network in clear; refusing here would protect nothing.
-    { baseUrl: settings.apiBase, allowInsecureHttp: true, timeoutMs: 15_000 },
-    new BrowserTokenSource(key, settings.issuerBase, settings.audience),
-  );
+  const client = (scope?: string) =>
+    new AdminClient(
+      // A page served over plain http has already crossed the network in clear; refusing here would protect nothing.
+      { baseUrl: settings.apiBase, allowInsecureHttp: true, timeoutMs: 15_000 },
+      new BrowserTokenSource(key, settings.issuerBase, settings.audience, scope),
+    );
+  const refused = (error: unknown) => error instanceof KeysmithApiError && error.status === 401;
+  for (const scope of ADMIN_SCOPE_SETS) {
+    const api = client(scope);
+    try {
+      const who = await api.whoami();
+      const scopes = who.scopes.split(' ').filter((s) => s.length > 0);
+      const platformAdmin = scopes.includes(PLATFORM_ADMIN_SCOPE);
+      return { api, clientId: who.clientId, tenantId: who.tenantId, keyId: who.keyId, scopes, platformAdmin };
+    } catch (error) {
+      if (!refused(error)) throw error;
+    }
+  }
+  // No admin scope set was granted: either Keysmith refuses the key, or its client is no admin. Ask once unscoped,
+  // only to say which (this token is a non-admin client's, or refused).
   let who: Awaited<ReturnType<AdminClient['whoami']>>;
   try {
-    who = await api.whoami();
+    who = await client().whoami();
   } catch (error) {
-    if (error instanceof KeysmithApiError && error.status === 401)
+    if (refused(error))
       throw new AccessKeyError(
         'Keysmith refused this access key: it is unknown, revoked or expired, its client is disabled, or this computer’s clock is more than a minute off.',
       );
     throw error;
   }
-  const scopes = who.scopes.split(' ').filter((scope) => scope.length > 0);
-  const platformAdmin = scopes.includes(PLATFORM_ADMIN_SCOPE);
-  if (!platformAdmin && !scopes.includes(ADMIN_SCOPE))
-    throw new AccessKeyError(
-      `This key’s client is not an admin (its scopes: ${scopes.join(' ') || 'none'}). Sign in with the key of a client holding ${ADMIN_SCOPE} or ${PLATFORM_ADMIN_SCOPE}.`,
-    );
-  return { api, clientId: who.clientId, tenantId: who.tenantId, keyId: who.keyId, scopes, platformAdmin };
+  throw new AccessKeyError(
+    `This key’s client is not an admin (its scopes: ${who.scopes || 'none'}). Sign in with the key of a client holding ${ADMIN_SCOPE} or ${PLATFORM_ADMIN_SCOPE}.`,
+  );
 }
 
 /** One line for a person: what failed and its stable code. */

@@ -59,14 +59,19 @@ export async function importAccessKey(accessKey: string): Promise<SigningKey> {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(privateKey) || privateKey.length % 4 !== 0)
     throw new AccessKeyError("The access key's private key part is not standard base64. Was it truncated?");
   const der = base64ToBytes(privateKey);
-  for (const algorithm of ALGORITHMS) {
-    try {
-      // Not extractable: from here on, script in this page can sign with the key but never read it back.
-      const key = await crypto.subtle.importKey('pkcs8', der, WEBCRYPTO[algorithm].key, false, ['sign']);
-      return { clientId, keyId, tenantId, algorithm, key };
-    } catch {
-      // Not this algorithm's key: try the next.
+  try {
+    for (const algorithm of ALGORITHMS) {
+      try {
+        // Not extractable: from here on, script in this page can sign with the key but never read it back.
+        const key = await crypto.subtle.importKey('pkcs8', der, WEBCRYPTO[algorithm].key, false, ['sign']);
+        return { clientId, keyId, tenantId, algorithm, key };
+      } catch {
+        // Not this algorithm's key: try the next.
+      }
     }
+  } finally {
+    // The decoded key's bytes are not left for the garbage collector (the pasted string cannot be wiped).
+    der.fill(0);
   }
   throw new AccessKeyError("The access key's private key is not an Ed25519, P-256 or RSA PKCS#8 key. Was it truncated?");
 }
@@ -74,18 +79,27 @@ export async function importAccessKey(accessKey: string): Promise<SigningKey> {
 /** How long each client token the console signs lives: one call's worth, well under the deployment's maximum. */
 export const CONSOLE_TOKEN_SECONDS = 60;
 
-/** Signs a fresh client token (contract §3) for every call: nothing worth stealing outlives a minute. */
+/**
+ * Signs a fresh client token (contract §3) for every call, living a minute. Its `scope` names only the `keysmith:`
+ * scopes the console works with: the audience is the deployment's (often the issuer base, which the token endpoint
+ * takes as an assertion's), and a token naming only `keysmith:` scopes is refused there (`invalid_scope`, access
+ * tokens never carry them). So a token seen on its way cannot be exchanged for an access token that outlives the
+ * admin's key; it is good for the management API alone, for its minute.
+ */
 export class BrowserTokenSource implements TokenSource {
   readonly identity: ClientIdentity;
   readonly #key: SigningKey;
   readonly #issuer: string;
   readonly #audience: string;
+  readonly #scope: string | undefined;
 
-  constructor(key: SigningKey, issuerBase: string, audience: string) {
+  /** `scope` undefined: the token names no scope and so grants all the client's (sign-in's last resort only). */
+  constructor(key: SigningKey, issuerBase: string, audience: string, scope?: string) {
     this.#key = key;
     this.identity = { clientId: key.clientId, keyId: key.keyId, tenantId: key.tenantId };
     this.#issuer = `${issuerBase}/v1/clients/${key.clientId}`;
     this.#audience = audience;
+    this.#scope = scope;
   }
 
   async authorizationHeader(): Promise<string> {
@@ -98,6 +112,7 @@ export class BrowserTokenSource implements TokenSource {
       iat,
       exp: iat + CONSOLE_TOKEN_SECONDS,
       jti: crypto.randomUUID(),
+      ...(this.#scope === undefined ? {} : { scope: this.#scope }),
     };
     const input = `${base64url(utf8(JSON.stringify(header)))}.${base64url(utf8(JSON.stringify(claims)))}`;
     const signature = await crypto.subtle.sign(WEBCRYPTO[this.#key.algorithm].sign, this.#key.key, utf8(input));

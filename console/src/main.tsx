@@ -64,11 +64,19 @@ function Page({ session, route, opened }: { session: Session; route: Route; open
         </p>
       );
     case 'clients':
-      return <Clients session={session} tenantId={route.tenantId} />;
+      return <Clients key={route.tenantId} session={session} tenantId={route.tenantId} />;
     case 'client':
-      return <ClientPage session={session} tenantId={route.tenantId} clientId={route.clientId} />;
+      // A page per client: nothing of one (a new access key, a form, a roll) is left on another's.
+      return (
+        <ClientPage
+          key={`${route.tenantId}/${route.clientId}`}
+          session={session}
+          tenantId={route.tenantId}
+          clientId={route.clientId}
+        />
+      );
     case 'audit':
-      return <Audit session={session} tenantId={route.tenantId} />;
+      return <Audit key={route.tenantId} session={session} tenantId={route.tenantId} />;
     default:
       return (
         <>

@@ -58,6 +58,41 @@ describe('the console as served', () => {
     expect((await app.call('POST', '/console/')).status).toBe(405);
   });
 
+  it("answers its errors with the console's headers too, ignores query strings, and never 500s on an odd path", async () => {
+    const errors: [string, string, number][] = [
+      ['GET', '/console/app-NOPE.js', 404],
+      ['GET', '/console/..%2Fx', 400],
+      ['GET', '/console/a/b', 404],
+      ['POST', '/console', 405],
+    ];
+    for (const [method, path, status] of errors) {
+      const answer = await app.call(method, path);
+      expect(answer.status, `${method} ${path}`).toBe(status);
+      expect(answer.headers.get('content-type')).toBe('application/problem+json');
+      expect(answer.headers.get('content-security-policy'), `${method} ${path}`).toBe(CONSOLE_CSP);
+      expect(answer.headers.get('x-frame-options')).toBe('DENY');
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+    // Every problem answers nosniff; only the console's carry its CSP.
+    const api = await app.call('GET', '/v1/tenants/acme/clients');
+    expect(api.status).toBe(401);
+    expect(api.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(api.headers.get('content-security-policy')).toBeNull();
+    expect(CONSOLE_CSP).toContain("require-trusted-types-for 'script'");
+
+    // A shared link with tracking parameters still opens the console; other routes still refuse unknown ones.
+    const page = await app.call('GET', '/console/?utm_source=mail');
+    expect(page.status).toBe(200);
+    const [asset] = assetsOf(page.body);
+    expect((await app.call('GET', `/console/${asset}?v=2`)).status).toBe(200);
+    expect((await app.call('GET', '/v1/health?x=1')).status).toBe(400);
+
+    // `//` is no host here, just a path no route has.
+    const odd = await app.call('GET', '//');
+    expect(odd.status).toBe(404);
+    expect(odd.body.code).toBe('route_not_found');
+  });
+
   it('escapes the settings it writes into the page, and says when there is no console', () => {
     const files = readConsoleFiles(process.env.KEYSMITH_CONSOLE_DIR as string);
     expect(files).toBeDefined();

@@ -494,7 +494,7 @@ describe('the anchor', () => {
   it('skips marks naming no well-formed tenant, and one tenant failing does not hold back the others', async () => {
     const { tenant: failing } = await chain(1);
     const { tenant: fine } = await chain(1);
-    const queue = testAnchorQueue();
+    const queue = testAnchorQueue([failing, fine, 'junk-content']);
     writeFileSync(join(queue.location, 'Not.A.Tenant'), '1');
     writeFileSync(join(queue.location, 'junk-content'), 'garbage');
     const { store } = testDigests();
@@ -521,7 +521,9 @@ describe('the anchor', () => {
     const taken = (await queue.take(10_000)).map((mark) => mark.tenantId);
     expect(taken).toContain(failing);
     expect(taken).not.toContain(fine);
-    expect((await testAnchor().anchorPending()).find((outcome) => outcome.tenantId === failing)?.written).toMatchObject({
+    expect(
+      (await testAnchor(undefined, [failing]).anchorPending()).find((outcome) => outcome.tenantId === failing)?.written,
+    ).toMatchObject({
       seq: 1,
     });
     rmSync(join(queue.location, 'Not.A.Tenant'), { force: true });
@@ -543,7 +545,7 @@ describe('the anchor', () => {
     );
     expect(Items).toEqual([]);
     expect((await testAnchorQueue().take(10_000)).find((mark) => mark.tenantId === tenant)).toMatchObject({ seq: 2 });
-    const outcomes = await testAnchor().anchorPending();
+    const outcomes = await testAnchor(undefined, [tenant]).anchorPending();
     expect(outcomes.find((outcome) => outcome.tenantId === tenant)?.written).toMatchObject({ seq: 2 });
     expect((await testAnchorQueue().take(10_000)).map((mark) => mark.tenantId)).not.toContain(tenant);
   });

@@ -824,6 +824,7 @@ describe('REST API from the route table', () => {
     for (const type of ['DEFAULT_4XX', 'DEFAULT_5XX', 'THROTTLED']) expect(responses.has(type), type).toBe(true);
     for (const [type, response] of responses) {
       expect(response.ResponseParameters['gatewayresponse.header.Content-Type'], type).toBe("'application/problem+json'");
+      expect(response.ResponseParameters['gatewayresponse.header.X-Content-Type-Options'], type).toBe("'nosniff'");
       // API Gateway substitutes $context.error.messageString with a quoted JSON string.
       const body = JSON.parse(response.ResponseTemplates['application/json'].replaceAll('$context.error.messageString', '"msg"'));
       expect(body.type, type).toBe(`urn:keysmith:problem:${body.code}`);

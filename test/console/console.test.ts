@@ -5,7 +5,7 @@
  */
 process.env.KEYSMITH_REVOCATION_SECONDS = '1';
 
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBase62 } from '#shared/ids.ts';
@@ -62,6 +62,24 @@ async function signIn(page: Page, accessKey: string) {
   await page.goto(`${app.baseUrl}/console/`);
   await page.getByLabel('Admin access key').fill(accessKey);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** A client token's claims, read (not verified): what the page put in it. */
+const claimsOf = (authorization: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(authorization.replace(/^Bearer /, '').split('.')[1] ?? '', 'base64url').toString('utf8'));
+
+/** A client-credentials request at the token endpoint with `assertion`: its status and answer. */
+async function exchange(assertion: string): Promise<Record<string, unknown>> {
+  const response = await app.fetch('/v1/oauth/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+    }).toString(),
+  });
+  return { status: response.status, ...((await response.json()) as Record<string, unknown>) };
 }
 
 const whoamiStatus = async (accessKey: string) =>
@@ -159,7 +177,15 @@ describe('the console', () => {
     const accepted = await whoamiUntil(serverKey, 200);
     expect(accepted.status).toBe(200);
     expect(accepted.ms).toBeLessThan(1_000 + 1_500);
-    await page.getByRole('button', { name: 'I have stored it — close' }).click();
+    // Going to another client's page leaves nothing of this one behind: not the key shown, not its Download.
+    const [adminClientId, , adminTenantId] = app.adminAccessKey.split('.') as [string, string, string];
+    await page.evaluate(`location.hash = '#/tenants/${adminTenantId}/clients/${adminClientId}'`);
+    await page.getByRole('heading', { name: 'platform-admin' }).waitFor();
+    expect(await shown.count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Download' }).count()).toBe(0);
+    await page.goBack();
+    await page.getByRole('heading', { name: 'billing-worker-eu' }).waitFor();
+    expect(await shown.count()).toBe(0);
     await screenshot(page, 'client');
 
     // Revoked in the page; refused from Node within the revocation bound (KEYSMITH_REVOCATION_SECONDS=1).
@@ -211,7 +237,16 @@ describe('the console', () => {
     // Every call carried a client token, signed in the page.
     const apiCalls = recorder.sent.filter((r) => new URL(r.url).pathname.startsWith('/v1/'));
     expect(apiCalls.length).toBeGreaterThan(10);
-    for (const call of apiCalls) expect(call.headers.authorization).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+    for (const call of apiCalls) {
+      expect(call.headers.authorization).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+      // Each names only the keysmith: scopes the session works with (so none is an assertion the token endpoint takes).
+      expect(claimsOf(call.headers.authorization as string)).toMatchObject({
+        scope: 'keysmith:platform-admin keysmith:admin',
+        exp: expect.any(Number),
+        jti: expect.any(String),
+      });
+    }
+    expect(new Set(apiCalls.map((call) => claimsOf(call.headers.authorization as string).jti)).size).toBe(apiCalls.length);
     expectNoSecretSent(recorder.sent, {
       'the admin access key': secretsOf(app.adminAccessKey),
       'the browser-made access key': secretsOf(browserKey),
@@ -279,9 +314,10 @@ describe('the console', () => {
 
   it('works from the keyboard alone and on a narrow screen, as a tenant admin', async () => {
     const tenantId = newTenant('console');
-    const admin = await app.clientWithToken(tenantId, ['keysmith:admin']);
+    const admin = await app.clientWithToken(tenantId, ['keysmith:admin', 'invoices:write']);
     await app.createClient(tenantId, { name: 'orders-sync', scopes: ['orders:write'] });
     const context = await browser.newContext({ viewport: { width: 360, height: 780 } });
+    const recorder = recordRequests(context);
     const page = await context.newPage();
     await page.goto(`${app.baseUrl}/console/`);
 
@@ -301,6 +337,16 @@ describe('the console', () => {
     // Nothing wider than the screen: tables scroll inside their box.
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(360);
     await screenshot(page, 'narrow');
+
+    // A token the page sent cannot be exchanged at the token endpoint for an access token (which would outlive the
+    // admin's key and carry its invoices:write): it names only keysmith:admin. An unscoped one of the same key can.
+    await recorder.settled();
+    const sentToken = recorder.sent.filter((r) => new URL(r.url).pathname === `/v1/tenants/${tenantId}/clients`).at(-1)
+      ?.headers.authorization;
+    expect(claimsOf(String(sentToken)).scope).toBe('keysmith:admin');
+    expect(await exchange(String(sentToken).replace(/^Bearer /, ''))).toMatchObject({ status: 400, error: 'invalid_scope' });
+    const unscoped = await app.token(admin.accessKey, { audience: 'http://keysmith.test', jti: randomUUID() });
+    expect(await exchange(unscoped)).toMatchObject({ status: 200, scope: 'invoices:write' });
 
     // Another tenant is refused by the API, and the page says so.
     await page.goto(`${app.baseUrl}/console/#/tenants/${newTenant('other')}`);

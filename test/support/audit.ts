@@ -28,8 +28,11 @@ export const testDigests = () => ({
   keys: [digestKeyFromPem(readFileSync(inject('auditDigestKeyFile'), 'utf8'))],
 });
 
-/** The anchor, as the audit function's schedule runs it (`onTamper` collects what it refuses). */
-export function testAnchor(onTamper: (report: unknown) => void = () => {}): AuditAnchor {
+/**
+ * The anchor, as the audit function's schedule runs it (`onTamper` collects what it refuses). `tenants` confines its
+ * `anchorPending` to those tenants' marks (see {@link testAnchorQueue}).
+ */
+export function testAnchor(onTamper: (report: unknown) => void = () => {}, tenants?: readonly string[]): AuditAnchor {
   return new AuditAnchor({
     documentClient: db,
     tableName: config.tables.audit,
@@ -37,12 +40,27 @@ export function testAnchor(onTamper: (report: unknown) => void = () => {}): Audi
     signer: LocalTokenSigner.fromPem(readFileSync(inject('auditDigestKeyFile'), 'utf8')),
     store: testDigests().store,
     onTamper,
-    queue: testAnchorQueue(),
+    queue: testAnchorQueue(tenants),
   });
 }
 
-/** The run's anchor queue: the folder where the run's audit function marks the tenants it links. */
-export const testAnchorQueue = (): DirectoryAnchorQueue => new DirectoryAnchorQueue(inject('auditAnchorDir'));
+/**
+ * The run's anchor queue: the folder where the run's audit function marks the tenants it links. Given `tenants`, it
+ * takes only their marks: test files run in parallel, and an anchor run of one must not anchor another's tenants
+ * under it (a test that anchors through the CLI expects to write its tenant's digest itself).
+ */
+export function testAnchorQueue(tenants?: readonly string[]): AnchorQueue {
+  const queue = new DirectoryAnchorQueue(inject('auditAnchorDir'));
+  if (tenants === undefined) return queue;
+  return {
+    location: queue.location,
+    mark: (tenantId, seq) => queue.mark(tenantId, seq),
+    take: async (maxTenants) => {
+      const marks = await queue.take(Number.MAX_SAFE_INTEGER);
+      return marks.filter((mark) => tenants.includes(mark.tenantId)).slice(0, maxTenants);
+    },
+  };
+}
 
 /** An anchor queue in memory, for linkers of a test's own audit table: what they mark is kept in `marks`. */
 export function memoryAnchorQueue(): AnchorQueue & { marks: Map<string, number> } {
