@@ -7,6 +7,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { type ApiDependencies, type ApiRequest, handleApiRequest, oauthErrorResponse, problemResponse } from '#shared/api.ts';
+import { CONSOLE_HEADERS, isConsolePath, isConsoleRoute } from '#shared/console.ts';
 import { DependencyAccessDeniedError, InvalidRequestError, type KeysmithError, NotFoundError } from '#shared/errors.ts';
 import { logger } from '#shared/logger.ts';
 import type { CallerIdentity } from '#shared/model.ts';
@@ -35,8 +36,10 @@ function lowerCaseHeaders(headers: APIGatewayProxyEvent['headers']): Record<stri
 function toApiRequest(event: APIGatewayProxyEvent, fn: RouteFunction): ApiRequest {
   const route = routeFor(event.httpMethod, event.resource);
   if (!route || route.function !== fn) throw new NotFoundError('route_not_found', `No route ${event.httpMethod} ${event.path}.`);
-  for (const [name, values] of Object.entries(event.multiValueQueryStringParameters ?? {}))
-    if ((values?.length ?? 0) > 1) throw new InvalidRequestError(`query.${name}: give it at most once`);
+  // The console's pages ignore their query strings, repeated parameters too.
+  if (!isConsoleRoute(route.id))
+    for (const [name, values] of Object.entries(event.multiValueQueryStringParameters ?? {}))
+      if ((values?.length ?? 0) > 1) throw new InvalidRequestError(`query.${name}: give it at most once`);
   return {
     route,
     pathParameters: event.pathParameters ?? {},
@@ -72,7 +75,7 @@ export function apiHandler(fn: RouteFunction, deps: ApiDependencies) {
           return oauthErrorResponse(
             new OAuthError(400, 'invalid_request', 'send the token request parameters in the body, not the query'),
           );
-        return problemResponse(error);
+        return problemResponse(error, isConsolePath(event.resource ?? '') ? CONSOLE_HEADERS : {});
       }
       return handleApiRequest(request, { onServerError, ...deps });
     });

@@ -61,8 +61,8 @@ export async function signIn(accessKey: string, settings: ConsoleSettings): Prom
       if (!refused(error)) throw error;
     }
   }
-  // No admin scope set was granted: either Keysmith refuses the key, or its client is no admin. Ask once unscoped,
-  // only to say which (this token is a non-admin client's, or refused).
+  // No admin scope set was granted: either Keysmith refuses the key, or its client is no admin. Ask once unscoped
+  // (and without a jti, so no token endpoint takes it as an assertion), only to say which.
   let who: Awaited<ReturnType<AdminClient['whoami']>>;
   try {
     who = await client().whoami();
@@ -73,6 +73,11 @@ export async function signIn(accessKey: string, settings: ConsoleSettings): Prom
       );
     throw error;
   }
+  const scopes = who.scopes.split(' ');
+  // Granted now but refused a moment ago: a key the authorizer had not seen yet (it rereads a client's keys within
+  // a second). Not a reason to call the key no admin's.
+  if (scopes.includes(ADMIN_SCOPE) || scopes.includes(PLATFORM_ADMIN_SCOPE))
+    throw new AccessKeyError('Keysmith is still taking in this new key. Try signing in again in a moment.');
   throw new AccessKeyError(
     `This key’s client is not an admin (its scopes: ${who.scopes || 'none'}). Sign in with the key of a client holding ${ADMIN_SCOPE} or ${PLATFORM_ADMIN_SCOPE}.`,
   );

@@ -93,7 +93,10 @@ export class BrowserTokenSource implements TokenSource {
   readonly #audience: string;
   readonly #scope: string | undefined;
 
-  /** `scope` undefined: the token names no scope and so grants all the client's (sign-in's last resort only). */
+  /**
+   * `scope` undefined: the token names no scope and so grants all the client's (sign-in's last question only). It
+   * then carries no `jti` either, which the token endpoint requires of an assertion: it cannot be exchanged there.
+   */
   constructor(key: SigningKey, issuerBase: string, audience: string, scope?: string) {
     this.#key = key;
     this.identity = { clientId: key.clientId, keyId: key.keyId, tenantId: key.tenantId };
@@ -111,8 +114,7 @@ export class BrowserTokenSource implements TokenSource {
       aud: this.#audience,
       iat,
       exp: iat + CONSOLE_TOKEN_SECONDS,
-      jti: crypto.randomUUID(),
-      ...(this.#scope === undefined ? {} : { scope: this.#scope }),
+      ...(this.#scope === undefined ? {} : { jti: crypto.randomUUID(), scope: this.#scope }),
     };
     const input = `${base64url(utf8(JSON.stringify(header)))}.${base64url(utf8(JSON.stringify(claims)))}`;
     const signature = await crypto.subtle.sign(WEBCRYPTO[this.#key.algorithm].sign, this.#key.key, utf8(input));

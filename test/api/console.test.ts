@@ -85,6 +85,8 @@ describe('the console as served', () => {
     expect(page.status).toBe(200);
     const [asset] = assetsOf(page.body);
     expect((await app.call('GET', `/console/${asset}?v=2`)).status).toBe(200);
+    expect((await app.call('GET', '/console/?a=1&a=2')).status).toBe(200);
+    expect((await app.call('GET', '/v1/health?a=1&a=2')).status).toBe(400);
     expect((await app.call('GET', '/v1/health?x=1')).status).toBe(400);
 
     // `//` is no host here, just a path no route has.

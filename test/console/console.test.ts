@@ -279,6 +279,12 @@ describe('the console', () => {
     await signIn(page, worker.accessKey);
     await expect.poll(() => error.textContent()).toMatch(/not an admin/);
     expect(await page.getByRole('heading', { name: 'Keysmith console' }).isVisible()).toBe(true);
+    // Telling "no admin" from "refused" took one unscoped token: with no jti, so no assertion for the token endpoint.
+    await recorder.settled();
+    const probe = String(recorder.sent.filter((r) => r.url.endsWith('/v1/whoami')).at(-1)?.headers.authorization);
+    expect(claimsOf(probe)).not.toHaveProperty('scope');
+    expect(claimsOf(probe)).not.toHaveProperty('jti');
+    expect(await exchange(probe.replace(/^Bearer /, ''))).toMatchObject({ status: 401, error: 'invalid_client' });
 
     await recorder.settled();
     expectNoSecretSent(recorder.sent, {
