@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { InvalidRequestError } from './errors.ts';
-import { CLIENT_ID, KEY_ID, TENANT_ID } from './ids.ts';
+import { AccessKeyFormatError, accessKeyParts } from './formats.ts';
 import type { Algorithm, PublicJwk } from './model.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -41,26 +41,13 @@ export function formatAccessKey(clientId: string, keyId: string, tenantId: strin
   return `${clientId}.${keyId}.${tenantId}.${privateKeyPkcs8}`;
 }
 
-/** Thrown for an access key that cannot be used; its message never contains the key. */
-export class AccessKeyFormatError extends Error {
-  override name = 'AccessKeyFormatError';
-}
+export { AccessKeyFormatError };
 
 /**
  * Parses an access key and loads its private key. Errors say which part is wrong and never echo the key.
  */
 export function parseAccessKey(accessKey: string): ParsedAccessKey {
-  const parts = accessKey.trim().split('.');
-  if (parts.length !== 4)
-    throw new AccessKeyFormatError(
-      `An access key has four dot-separated parts (clientId.keyId.tenantId.privateKey); this one has ${parts.length}. Was it truncated?`,
-    );
-  const [clientId, keyId, tenantId, privateKeyBase64] = parts as [string, string, string, string];
-  if (!CLIENT_ID.test(clientId)) throw new AccessKeyFormatError('The access key does not start with a valid clientId (sc_...).');
-  if (!KEY_ID.test(keyId)) throw new AccessKeyFormatError("The access key's keyId part is malformed.");
-  if (!TENANT_ID.test(tenantId)) throw new AccessKeyFormatError("The access key's tenantId part is malformed.");
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(privateKeyBase64))
-    throw new AccessKeyFormatError("The access key's private key part is not standard base64.");
+  const { clientId, keyId, tenantId, privateKeyBase64 } = accessKeyParts(accessKey);
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: Buffer.from(privateKeyBase64, 'base64'), format: 'der', type: 'pkcs8' });

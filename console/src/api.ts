@@ -4,8 +4,14 @@
  */
 import { AdminClient } from '#sdk/admin-client.ts';
 import { KeysmithApiError, KeysmithConnectionError } from '#sdk/errors.ts';
+import { AccessKeyFormatError } from '#shared/formats.ts';
 import { ADMIN_SCOPE, PLATFORM_ADMIN_SCOPE } from '#shared/model.ts';
-import { AccessKeyError, BrowserTokenSource, importAccessKey } from './crypto.ts';
+import { BrowserTokenSource, importAccessKey } from './crypto.ts';
+
+/** A well-formed access key that cannot sign in: refused by Keysmith, or not an admin's. Never holds the key. */
+export class SignInError extends Error {
+  override name = 'SignInError';
+}
 
 /** What the page was served with (the discovery function writes these meta tags). */
 export interface ConsoleSettings {
@@ -68,7 +74,7 @@ export async function signIn(accessKey: string, settings: ConsoleSettings): Prom
     who = await client().whoami();
   } catch (error) {
     if (refused(error))
-      throw new AccessKeyError(
+      throw new SignInError(
         'Keysmith refused this access key: it is unknown, revoked or expired, its client is disabled, or this computer’s clock is more than a minute off.',
       );
     throw error;
@@ -77,8 +83,8 @@ export async function signIn(accessKey: string, settings: ConsoleSettings): Prom
   // Granted now but refused a moment ago: a key the authorizer had not seen yet (it rereads a client's keys within
   // a second). Not a reason to call the key no admin's.
   if (scopes.includes(ADMIN_SCOPE) || scopes.includes(PLATFORM_ADMIN_SCOPE))
-    throw new AccessKeyError('Keysmith is still taking in this new key. Try signing in again in a moment.');
-  throw new AccessKeyError(
+    throw new SignInError('Keysmith is still taking in this new key. Try signing in again in a moment.');
+  throw new SignInError(
     `This key’s client is not an admin (its scopes: ${who.scopes || 'none'}). Sign in with the key of a client holding ${ADMIN_SCOPE} or ${PLATFORM_ADMIN_SCOPE}.`,
   );
 }
@@ -87,7 +93,7 @@ export async function signIn(accessKey: string, settings: ConsoleSettings): Prom
 export function describeError(error: unknown): string {
   if (error instanceof KeysmithApiError) return `${error.detail} (${error.code})`;
   if (error instanceof KeysmithConnectionError) return `Keysmith could not be reached: ${error.message}`;
-  if (error instanceof AccessKeyError) return error.message;
+  if (error instanceof SignInError || error instanceof AccessKeyFormatError) return error.message;
   return error instanceof Error ? error.message : String(error);
 }
 

@@ -6,13 +6,8 @@
 
 import type { TokenSource } from '#sdk/admin-client.ts';
 import type { ClientIdentity, PublicJwk } from '#sdk/admin-types.ts';
-import { CLIENT_ID, KEY_ID, TENANT_ID } from '#shared/formats.ts';
+import { AccessKeyFormatError, accessKeyParts } from '#shared/formats.ts';
 import { ALGORITHMS, type Algorithm } from '#shared/model.ts';
-
-/** An access key that cannot be used; its message says which part is wrong and never holds the key. */
-export class AccessKeyError extends Error {
-  override name = 'AccessKeyError';
-}
 
 /** How WebCrypto names each algorithm of contract §2: to import or generate a key, and to sign with it. */
 const WEBCRYPTO: Record<
@@ -47,18 +42,14 @@ const utf8 = (text: string) => new TextEncoder().encode(text);
  * The messages follow the SDK's; the key is tried as each algorithm of contract §2, and one that fits none is refused.
  */
 export async function importAccessKey(accessKey: string): Promise<SigningKey> {
-  const parts = accessKey.trim().split('.');
-  if (parts.length !== 4)
-    throw new AccessKeyError(
-      `An access key has four dot-separated parts (clientId.keyId.tenantId.privateKey); this one has ${parts.length}. Was it truncated?`,
-    );
-  const [clientId, keyId, tenantId, privateKey] = parts as [string, string, string, string];
-  if (!CLIENT_ID.test(clientId)) throw new AccessKeyError('The access key does not start with a valid clientId (sc_...).');
-  if (!KEY_ID.test(keyId)) throw new AccessKeyError("The access key's keyId part is malformed.");
-  if (!TENANT_ID.test(tenantId)) throw new AccessKeyError("The access key's tenantId part is malformed.");
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(privateKey) || privateKey.length % 4 !== 0)
-    throw new AccessKeyError("The access key's private key part is not standard base64. Was it truncated?");
-  const der = base64ToBytes(privateKey);
+  const { clientId, keyId, tenantId, privateKeyBase64 } = accessKeyParts(accessKey);
+  let der: Uint8Array<ArrayBuffer>;
+  try {
+    der = base64ToBytes(privateKeyBase64);
+  } catch {
+    // atob refuses a length no base64 has: characters were lost.
+    throw new AccessKeyFormatError("The access key's private key part is not standard base64. Was it truncated?");
+  }
   try {
     for (const algorithm of ALGORITHMS) {
       try {
@@ -73,7 +64,7 @@ export async function importAccessKey(accessKey: string): Promise<SigningKey> {
     // The decoded key's bytes are not left for the garbage collector (the pasted string cannot be wiped).
     der.fill(0);
   }
-  throw new AccessKeyError("The access key's private key is not an Ed25519, P-256 or RSA PKCS#8 key. Was it truncated?");
+  throw new AccessKeyFormatError("The access key's private key is not an Ed25519, P-256 or RSA PKCS#8 key. Was it truncated?");
 }
 
 /** How long each client token the console signs lives: one call's worth, well under the deployment's maximum. */

@@ -258,22 +258,11 @@ export function Keys({ session, tenantId, clientId }: { session: Session; tenant
                 </td>
                 <td class="row-actions">
                   {key.status === 'active' && (
-                    <>
-                      <button type="button" onClick={() => setRolling(key)} aria-label={`Roll key ${key.keyId}`} disabled={busy}>
-                        Roll
-                      </button>
-                      <button
-                        type="button"
-                        class="danger"
-                        onClick={() => revoke(key)}
-                        aria-label={`Revoke key ${key.keyId}`}
-                        disabled={busy}
-                      >
-                        Revoke
-                      </button>
-                    </>
+                    <button type="button" onClick={() => setRolling(key)} aria-label={`Roll key ${key.keyId}`} disabled={busy}>
+                      Roll
+                    </button>
                   )}
-                  {key.status === 'rolling' && (
+                  {(key.status === 'active' || key.status === 'rolling') && (
                     <button
                       type="button"
                       class="danger"
@@ -281,7 +270,7 @@ export function Keys({ session, tenantId, clientId }: { session: Session; tenant
                       aria-label={`Revoke key ${key.keyId}`}
                       disabled={busy}
                     >
-                      Revoke now
+                      {key.status === 'rolling' ? 'Revoke now' : 'Revoke'}
                     </button>
                   )}
                 </td>
